@@ -1,0 +1,321 @@
+"""Sans-I/O client side of LMNT's streaming websocket, for both wire generations.
+
+``ClientProtocol`` turns the caller's actions into the exact text frames the
+official SDKs send (lmnt 2.x for ``current``, lmnt 1.1.x for ``legacy``) and
+turns the server's frames into events. It does no I/O, takes no locks and
+reads no clock; the session wraps it with a socket, a thread and a lock.
+
+Bad input from the server never raises here: it becomes a ``Violation``
+event and moves the protocol to FAILED, so the receiver thread can record it.
+
+Rules, as one table (``_SEND_RULES``):
+
+* OPEN accepts text, flush, reset and finish; finish moves it to FINISHING.
+* FINISHING, CLOSED and FAILED accept nothing more from the caller.
+* ``reset`` exists on the current wire only (legacy has no such message).
+* Any close or violation moves to CLOSED or FAILED, from any state.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from .errors import ConfigurationError, LocalProtocolError
+
+__all__ = [
+    "CURRENT",
+    "LEGACY",
+    "API_VERSION",
+    "SESSION_FORMATS",
+    "LEGACY_FORMATS",
+    "SAMPLE_RATES",
+    "Ready",
+    "Audio",
+    "Timestamps",
+    "FlushComplete",
+    "ResetComplete",
+    "ServerError",
+    "Closed",
+    "Violation",
+    "Event",
+    "ClientProtocol",
+]
+
+CURRENT = "current"
+LEGACY = "legacy"
+API_VERSION = "1.2"  # what lmnt 2.13 sends as "lmnt-version"
+SESSION_FORMATS = ("mp3", "pcm_s16le", "pcm_f32le", "ulaw", "webm")
+LEGACY_FORMATS = ("mp3", "raw", "ulaw", "mulaw", "webm")
+SAMPLE_RATES = (8000, 16000, 24000)
+NORMAL_CLOSE = 1000
+
+OPEN, FINISHING, CLOSED, FAILED = "OPEN", "FINISHING", "CLOSED", "FAILED"
+
+_SEND_RULES = {
+    (OPEN, "text"): OPEN,
+    (OPEN, "flush"): OPEN,
+    (OPEN, "reset"): OPEN,
+    (OPEN, "finish"): FINISHING,
+}
+
+
+@dataclass(frozen=True)
+class Ready:
+    """The server accepted the session (current wire only)."""
+
+    request_id: Optional[str]
+
+
+@dataclass(frozen=True)
+class Audio:
+    """One binary audio frame, with the legacy extras that preceded it, if any."""
+
+    data: bytes
+    extras: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Timestamps:
+    """Word timings for the audio frame just before (current wire)."""
+
+    timestamps: List[Dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class FlushComplete:
+    """All audio for the flush with this nonce has been sent."""
+
+    nonce: int
+
+
+@dataclass(frozen=True)
+class ResetComplete:
+    """The server dropped its buffer for the reset with this nonce."""
+
+    nonce: int
+
+
+@dataclass(frozen=True)
+class ServerError:
+    """The server reported an error; it closes the connection next."""
+
+    type: Optional[str]
+    message: str
+    request_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The server's close frame (``code`` None: the connection dropped without one)."""
+
+    code: Optional[int]
+    reason: str = ""
+
+    @property
+    def normal(self) -> bool:
+        return self.code == NORMAL_CLOSE
+
+
+@dataclass(frozen=True)
+class Violation:
+    """The server broke the protocol; ``summary`` names what it sent."""
+
+    summary: str
+
+
+Event = Union[Ready, Audio, Timestamps, FlushComplete, ResetComplete, ServerError, Closed, Violation]
+
+
+def summarize(data: Union[str, bytes], limit: int = 120) -> str:
+    """Return a short printable excerpt of a frame for error messages."""
+    if isinstance(data, bytes):
+        return f"<{len(data)} bytes binary>"
+    text = data if len(data) <= limit else data[:limit] + f"... ({len(data)} chars)"
+    return repr(text)
+
+
+class ClientProtocol:
+    """The client's half of one streaming session.
+
+    Args:
+        generation: ``"current"`` (typed messages, API 1.2) or ``"legacy"``.
+        return_extras: whether word timings were requested; on the legacy
+            wire this decides whether a JSON frame precedes each audio frame.
+    """
+
+    def __init__(self, generation: str = CURRENT, return_extras: bool = False) -> None:
+        if generation not in (CURRENT, LEGACY):
+            raise ConfigurationError(f"protocol must be 'current' or 'legacy', not {generation!r}")
+        self.generation = generation
+        self.return_extras = bool(return_extras)
+        self.state = OPEN
+        self.nonce = 0
+        self._pending_extras: Optional[Dict[str, Any]] = None
+        self._ready_seen = False
+
+    # -- caller -> server -------------------------------------------------
+
+    def init_message(self, api_key: str, voice: str, options: Dict[str, Any]) -> str:
+        """Return the first frame, with the fields and order the official SDK uses.
+
+        ``options`` holds format, sample_rate, language and (legacy) speed,
+        expressive, conversational; None values are left out as the SDKs do.
+        """
+        if self.generation == CURRENT:
+            msg: Dict[str, Any] = {"X-API-Key": api_key, "lmnt-version": API_VERSION, "voice": voice}
+            for key in ("format", "language"):
+                _put(msg, key, options.get(key))
+            _put(msg, "return_timestamps", True if self.return_extras else None)
+            _put(msg, "sample_rate", options.get("sample_rate"))
+        else:
+            msg = {"X-API-Key": api_key, "voice": voice}
+            for key in ("format", "sample_rate", "speed", "expressive"):
+                _put(msg, key, options.get(key))
+            msg["send_extras"] = self.return_extras
+            for key in ("language", "conversational"):
+                _put(msg, key, options.get(key))
+        return json.dumps(msg)
+
+    def text(self, text: str) -> str:
+        """Return the frame that appends ``text``."""
+        if not isinstance(text, str):
+            raise ConfigurationError(f"text must be str, not {type(text).__name__}")
+        self._advance("text")
+        if self.generation == CURRENT:
+            return json.dumps({"type": "text", "text": text})
+        return json.dumps({"text": text})
+
+    def flush(self) -> Tuple[str, Optional[int]]:
+        """Return the flush frame and its nonce (None on the legacy wire)."""
+        self._advance("flush")
+        if self.generation == LEGACY:
+            return '{"flush": true}', None
+        self.nonce += 1
+        return json.dumps({"type": "flush", "nonce": self.nonce}), self.nonce
+
+    def reset(self) -> Tuple[str, int]:
+        """Return the reset frame and its nonce.
+
+        Raises:
+            LocalProtocolError: on the legacy wire, which has no reset.
+        """
+        if self.generation == LEGACY:
+            raise LocalProtocolError("reset() needs the current protocol; the legacy wire has no reset")
+        self._advance("reset")
+        self.nonce += 1
+        return json.dumps({"type": "reset", "nonce": self.nonce}), self.nonce
+
+    def finish(self) -> str:
+        """Return the frame that says no more text will come."""
+        self._advance("finish")
+        if self.generation == LEGACY:
+            return '{"eof": true}'
+        return json.dumps({"type": "finish"})
+
+    def _advance(self, action: str) -> None:
+        new_state = _SEND_RULES.get((self.state, action))
+        if new_state is None:
+            raise LocalProtocolError(f"cannot {action} a session that is {self.state.lower()}")
+        self.state = new_state
+
+    # -- server -> caller -------------------------------------------------
+
+    def receive_text(self, data: str) -> List[Event]:
+        """Decode one text frame from the server into events."""
+        try:
+            msg = json.loads(data)
+        except ValueError:
+            return self._fail(f"invalid JSON {summarize(data)}")
+        if not isinstance(msg, dict):
+            return self._fail(f"a JSON {type(msg).__name__} where an object belongs: {summarize(data)}")
+        if self.generation == CURRENT:
+            return self._receive_typed(msg, data)
+        return self._receive_legacy(msg, data)
+
+    def receive_binary(self, data: bytes) -> List[Event]:
+        """Decode one binary (audio) frame from the server into events."""
+        if self.generation == CURRENT:
+            if not self._ready_seen:
+                return self._fail(f"audio before 'ready' ({summarize(data)})")
+            return [Audio(data)]
+        if self.return_extras:
+            if self._pending_extras is None:
+                return self._fail(f"audio without its extras frame ({summarize(data)})")
+            extras, self._pending_extras = self._pending_extras, None
+            return [Audio(data, extras)]
+        return [Audio(data)]
+
+    def receive_close(self, code: Optional[int], reason: str = "") -> List[Event]:
+        """Record the end of the connection (``code`` None: no close frame)."""
+        if self.state != FAILED:
+            self.state = CLOSED
+        return [Closed(code, reason)]
+
+    def _receive_typed(self, msg: Dict[str, Any], raw: str) -> List[Event]:
+        kind = msg.get("type")
+        if kind == "error":
+            return [self._error_event(msg.get("error"), msg.get("request_id"), raw)]
+        if kind == "ready":
+            request_id = msg.get("request_id")
+            if request_id is not None and not isinstance(request_id, str):
+                return self._fail(f"'ready' with a non-string request_id: {summarize(raw)}")
+            self._ready_seen = True
+            return [Ready(request_id)]
+        if not self._ready_seen:
+            return self._fail(f"{summarize(raw)} before 'ready'")
+        if kind == "timestamps":
+            stamps = msg.get("timestamps")
+            if not _is_timings(stamps):
+                return self._fail(f"malformed timestamps {summarize(raw)}")
+            return [Timestamps(stamps)]
+        if kind in ("flush_complete", "reset_complete"):
+            nonce = msg.get("nonce")
+            if not isinstance(nonce, int) or isinstance(nonce, bool):
+                return self._fail(f"{kind} without an integer nonce: {summarize(raw)}")
+            return [FlushComplete(nonce) if kind == "flush_complete" else ResetComplete(nonce)]
+        return self._fail(f"unknown message type {kind!r}: {summarize(raw)}")
+
+    def _receive_legacy(self, msg: Dict[str, Any], raw: str) -> List[Event]:
+        if "error" in msg:
+            return [self._error_event(msg["error"], msg.get("request_id"), raw)]
+        if not self.return_extras:
+            return self._fail(f"a text frame without extras requested: {summarize(raw)}")
+        if not _is_timings(msg.get("durations", [])):
+            return self._fail(f"malformed durations {summarize(raw)}")
+        if self._pending_extras is not None:
+            return self._fail(f"two extras frames in a row: {summarize(raw)}")
+        self._pending_extras = msg
+        return []
+
+    def _error_event(self, error: Any, request_id: Any, raw: str) -> Event:
+        request_id = request_id if isinstance(request_id, str) else None
+        if isinstance(error, str):
+            return ServerError(None, error, request_id)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            kind = error.get("type")
+            return ServerError(kind if isinstance(kind, str) else None, error["message"], request_id)
+        return self._fail(f"malformed error message {summarize(raw)}")[0]
+
+    def _fail(self, summary: str) -> List[Event]:
+        self.state = FAILED
+        return [Violation(summary)]
+
+
+def _put(msg: Dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        msg[key] = value
+
+
+def _is_timings(value: Any) -> bool:
+    """Return True if ``value`` is a list of {text, start, duration} entries."""
+    if not isinstance(value, list):
+        return False
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            return False
+        for key in ("start", "duration"):
+            number = item.get(key)
+            if not isinstance(number, (int, float)) or isinstance(number, bool):
+                return False
+    return True

@@ -1,0 +1,293 @@
+"""StreamingConnection: one blocking speech session over a websocket.
+
+The caller's threads send text and control messages; a background receiver
+thread (see ``receiver.py``) drains the socket into a bounded queue that the
+caller iterates. All methods are safe to call from any thread.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import weakref
+from typing import Any, Callable, Dict, Iterator, Optional
+
+from . import protocol as p
+from .deadline import Deadline
+from .errors import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    LmntError,
+    LocalProtocolError,
+    SessionError,
+)
+from .receiver import END, ERROR, MESSAGE, SessionState, run_receiver
+
+__all__ = ["StreamingConnection"]
+
+
+class StreamingConnection:
+    """A live speech session: send text, iterate audio, both at once.
+
+    Created by ``Speech.synthesize_streaming``; the receiver thread is
+    already running when you get it. Iterating yields message dicts whose
+    ``"audio"`` is bytes (``b""`` for a message that only carries word
+    timings), so ``for m in conn: out.write(m["audio"])`` works as in LMNT's
+    guide. Iteration ends quietly when the server closes normally (after
+    ``finish()``) or after ``close()``, and raises on an error or an abnormal
+    close.
+
+    Use it as a context manager, or call ``close()``; an abandoned connection
+    is closed when garbage-collected.
+    """
+
+    def __init__(self, state: SessionState, *, close_timeout: float, iter_timeout: Optional[float]) -> None:
+        self._state = state
+        self.close_timeout = close_timeout
+        self.iter_timeout = iter_timeout
+        self._closed_locally = False
+        self._thread = threading.Thread(target=run_receiver, args=(state,), name="lmnt-sync-receiver", daemon=True)
+        # Started last, once every attribute exists; finalizer closes an abandoned connection.
+        self._thread.start()
+        self._finalizer = weakref.finalize(self, _shutdown, state, self._thread, close_timeout)
+
+    # -- sending ----------------------------------------------------------
+
+    @property
+    def protocol(self) -> str:
+        """The wire generation: ``"current"`` or ``"legacy"``."""
+        return self._state.protocol.generation
+
+    def append_text(self, text: str) -> None:
+        """Send ``text`` to the server's buffer; blocks only on a full socket.
+
+        Raises:
+            ConfigurationError: ``text`` is not a str.
+            LocalProtocolError: the session was finished or closed.
+            LmntError: the error that ended the session in the receiver thread.
+        """
+        self._send(lambda proto: proto.text(text))
+
+    def flush(self, wait: bool = False, timeout: Optional[float] = 30.0) -> Optional[int]:
+        """Ask the server to speak everything buffered now.
+
+        Args:
+            wait: block until the server's ``flush_complete`` for this flush
+                arrives, i.e. every audio frame of this flush has been
+                received (not necessarily iterated yet). On the legacy wire
+                this waits for a ``buffer_empty`` extras frame and needs
+                ``return_extras=True``.
+            timeout: seconds to wait when ``wait`` is true (None: no limit).
+
+        Returns:
+            The flush nonce (None on the legacy wire).
+
+        Raises:
+            TimeoutError: ``wait`` and the acknowledgement did not come in time.
+            LocalProtocolError: misuse (after finish, or legacy wait without extras).
+            LmntError: the session ended before the acknowledgement.
+        """
+        state = self._state
+        if wait and state.protocol.generation == p.LEGACY and not state.protocol.return_extras:
+            raise LocalProtocolError("flush(wait=True) on the legacy wire needs return_extras=True")
+        deadline = Deadline(timeout)
+        with state.lock:
+            empties_before = state.buffer_empty_count
+        nonce = self._send(lambda proto: proto.flush())
+        if wait:
+            if nonce is None:
+                self._wait_for(lambda: state.buffer_empty_count > empties_before, deadline, "flush(wait=True)")
+            else:
+                self._wait_for(lambda: state.flushes_done >= nonce, deadline, "flush(wait=True)")
+        return nonce
+
+    def reset(self, wait: bool = False, timeout: Optional[float] = 30.0) -> int:
+        """Drop the server's buffered text and the audio still queued here for it.
+
+        Audio received before the server confirms the reset is discarded, so
+        the next message iterated is speech of text sent after this call.
+
+        Args:
+            wait: block until the server's ``reset_complete`` arrives.
+            timeout: seconds to wait when ``wait`` is true.
+
+        Returns:
+            The reset nonce.
+
+        Raises:
+            LocalProtocolError: on the legacy wire (it has no reset), or after finish.
+            TimeoutError: ``wait`` and the acknowledgement did not come in time.
+        """
+        state = self._state
+        deadline = Deadline(timeout)
+
+        def send(proto: p.ClientProtocol) -> Any:
+            frame = proto.reset()
+            state.resets_sent += 1  # under the lock: the queue reader drops older audio from now on
+            return frame
+
+        nonce = self._send(send)
+        if wait:
+            target = state.resets_sent
+            self._wait_for(lambda: state.resets_done >= target, deadline, "reset(wait=True)")
+        return nonce
+
+    def finish(self) -> None:
+        """Tell the server no more text will come; it speaks the rest, then closes.
+
+        Keep iterating to receive the tail: every audio frame the server sends
+        before closing reaches the iterator.
+        """
+        self._send(lambda proto: proto.finish())
+
+    def _send(self, make: Callable[[p.ClientProtocol], Any]) -> Any:
+        """Encode under the lock, then send outside it; returns the nonce, if any."""
+        state = self._state
+        with state.lock:
+            self._raise_if_ended()
+            result = make(state.protocol)
+        frame, nonce = result if isinstance(result, tuple) else (result, None)
+        state.transport.send_text(frame)
+        return nonce
+
+    def _raise_if_ended(self) -> None:
+        """Raise why the session is over, if it is (lock held)."""
+        if self._closed_locally:
+            raise LocalProtocolError("the session is closed")
+        error = self._state.error
+        if error is None:
+            return
+        if isinstance(error, ConnectionClosedOK) and self._state.protocol.state == p.FINISHING:
+            raise LocalProtocolError("the session is finished")
+        raise _ending_error(error)
+
+    def _wait_for(self, predicate: Callable[[], bool], deadline: Deadline, what: str) -> None:
+        state = self._state
+        with state.changed:
+            while not predicate():
+                if state.ended or state.error is not None:
+                    self._raise_if_ended()
+                    raise ConnectionClosedError(f"the session ended before {what} completed")
+                if deadline.expired():
+                    raise deadline.error(what)
+                state.changed.wait(deadline.remaining())
+
+    # -- receiving --------------------------------------------------------
+
+    @property
+    def request_id(self) -> Optional[str]:
+        """The server's request id, once ``ready`` has arrived (current wire)."""
+        return self._state.request_id
+
+    def wait_ready(self, timeout: Optional[float] = 10.0) -> Optional[str]:
+        """Block until the server confirms the session; return its request id.
+
+        Raises:
+            LocalProtocolError: on the legacy wire, which has no ready message.
+            TimeoutError, LmntError: as for ``flush(wait=True)``.
+        """
+        if self.protocol == p.LEGACY:
+            raise LocalProtocolError("the legacy wire has no ready message")
+        self._wait_for(lambda: self._state.ready, Deadline(timeout), "wait_ready()")
+        return self._state.request_id
+
+    def recv(self, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Return the next message; blocks up to ``timeout`` seconds (None: no limit).
+
+        Raises:
+            ConnectionClosedOK: the session ended normally or was closed here.
+            SessionError: the server reported an error (with its request id).
+            ConnectionClosedError: the connection ended abnormally.
+            TimeoutError: nothing arrived in time.
+        """
+        deadline = Deadline(timeout)
+        state = self._state
+        while True:
+            if self._closed_locally:
+                raise ConnectionClosedOK("the session was closed", 1000)
+            try:
+                item = state.queue.get(timeout=deadline.remaining())
+            except queue.Empty:
+                raise deadline.error("recv()") from None
+            kind = item[0]
+            if kind == MESSAGE:
+                if item[1] >= state.resets_sent:  # older audio belongs to text a reset dropped
+                    return item[2]
+                continue
+            self._requeue_end(item)
+            raise _ending_error(item[1] if kind == ERROR else state.error)
+
+    def _requeue_end(self, item: Any) -> None:
+        """Put the end marker back so every later call (any thread) sees the end too."""
+        if item[0] == END:
+            try:
+                self._state.queue.put_nowait(item)
+            except queue.Full:  # cannot be: we just took one item out
+                pass
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        """Yield messages until the session ends (see class docstring)."""
+        while True:
+            try:
+                yield self.recv(self.iter_timeout)
+            except ConnectionClosedOK:
+                return
+
+    # -- closing ----------------------------------------------------------
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Close the connection and join the receiver thread.
+
+        Idempotent and thread-safe; never raises "already closed". Sends a
+        close frame (1000), waits for the server's answer up to ``timeout``
+        (default ``close_timeout``), then drops the socket. Blocks at most
+        about that long. Queued audio not yet iterated is discarded.
+        """
+        self._closed_locally = True
+        _shutdown(self._state, self._thread, self.close_timeout if timeout is None else timeout)
+        self._finalizer.detach()
+
+    @property
+    def closed(self) -> bool:
+        """True once the receiver thread has ended."""
+        return not self._thread.is_alive()
+
+    def __enter__(self) -> "StreamingConnection":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else self._state.protocol.state.lower()
+        return f"<StreamingConnection {self.protocol} {state} request_id={self.request_id!r}>"
+
+
+def _shutdown(state: SessionState, thread: threading.Thread, timeout: float) -> None:
+    """Close a session's connection and join its receiver (also the GC finalizer)."""
+    state.closing.set()
+    if thread.is_alive():
+        state.transport.send_close(1000)
+        thread.join(timeout)
+    if thread.is_alive():
+        state.transport.abort()
+        thread.join(max(timeout, 1.0))
+    state.transport.close()
+    with state.lock:
+        state.changed.notify_all()
+
+
+def _ending_error(error: Optional[BaseException]) -> LmntError:
+    """Return what the caller sees once the session is over.
+
+    A normal end reads as ConnectionClosedOK; the server's own error message
+    as SessionError (with its request id); anything else as
+    ConnectionClosedError chained to the recorded cause.
+    """
+    if error is None:
+        return ConnectionClosedOK("the session has ended", 1000)
+    if isinstance(error, (ConnectionClosed, SessionError)):
+        return error
+    closed = ConnectionClosedError(f"the connection failed: {error}")
+    closed.__cause__ = error
+    return closed
