@@ -1,0 +1,84 @@
+"""Shared fixtures: the real local server over loopback, and leak checks.
+
+Every client test talks to ``lmnt_sync.server.LocalServer`` over real
+sockets. The synthetic engine (instant audio, exact word timings) serves
+tests where what the speech says does not matter; tests that check the
+words spoken use the real default engine.
+"""
+import os
+import threading
+import time
+
+import pytest
+
+from lmnt_sync import Speech
+
+# One time unit for threaded tests; raise LMNT_SYNC_TEST_MS on a slow machine.
+MS = float(os.environ.get("LMNT_SYNC_TEST_MS", "1")) / 1000.0
+
+
+def our_threads(prefix="lmnt-sync"):
+    """Return live threads started by lmnt_sync (their names start with ``prefix``)."""
+    return [t for t in threading.enumerate() if t.name.startswith(prefix)]
+
+
+def socket_inodes():
+    """Return the inodes of this process's open sockets."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            inodes.add(target)
+    return inodes
+
+
+def wait_until(predicate, timeout=5.0):
+    """Poll ``predicate`` until true or ``timeout``; return its last value."""
+    end = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < end:
+        time.sleep(0.01)
+    return predicate()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leaks_after_suite():
+    """After the whole suite (servers stopped), no thread or socket of ours is left."""
+    before = socket_inodes()
+    yield
+    assert wait_until(lambda: not our_threads()), f"threads left: {our_threads()}"
+    assert wait_until(lambda: socket_inodes() <= before), f"sockets left: {socket_inodes() - before}"
+
+
+@pytest.fixture(autouse=True)
+def no_receiver_left():
+    """After each test, every session's receiver thread has ended."""
+    yield
+    assert wait_until(lambda: not our_threads("lmnt-sync-receiver")), "a session was left open"
+
+
+@pytest.fixture(scope="session")
+def server(no_leaks_after_suite):
+    """A local server with the synthetic engine, recording client frames."""
+    from lmnt_sync.server import LocalServer
+
+    with LocalServer(engine="synthetic", record_frames=True) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def speaking_server(no_leaks_after_suite):
+    """A local server with the real default engine (speech that says the text)."""
+    from lmnt_sync.server import LocalServer
+
+    with LocalServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def speech(server):
+    """A Speech client bound to the synthetic server; closed after the test."""
+    with Speech(api_key=server.api_key, base_url=server.url) as client:
+        yield client
