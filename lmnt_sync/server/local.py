@@ -1,0 +1,250 @@
+"""LocalServer: the LMNT-compatible server in a background thread.
+
+Usage::
+
+    with LocalServer(engine="synthetic") as server:
+        client = SomeLmntClient(api_key=server.api_key, base_url=server.url)
+        ...
+
+The server owns one event loop in a named daemon thread and a small pool
+of worker threads for synthesis; :meth:`LocalServer.stop` closes every
+session, joins all of them and removes a temporary data folder.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from aiohttp import web
+
+from .app import create_app
+from .auth import Auth
+from .engines import DEFAULT_ENGINE, get_engine
+from .engines.base import Engine
+from .state import DEFAULT_MAX_SESSIONS, FrameRecorder, Limits, ServerState
+from .voices import VoiceStore
+
+__all__ = ["LocalServer", "worker_count"]
+
+log = logging.getLogger("lmnt_sync.server")
+
+
+def worker_count() -> int:
+    """Return the synthesis thread count: one per core, 2 to 8."""
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+class LocalServer:
+    """An LMNT-compatible server on ``host:port``, run in a background thread.
+
+    Args:
+        host: interface to bind; loopback by default.
+        port: TCP port; 0 picks a free one (see :attr:`url` after start).
+        api_key: the key clients must send; None generates a random one
+            (read it from :attr:`api_key`).
+        engine: engine name (see ``engines.engine_names()``) or an Engine
+            object; None means ``engines.DEFAULT_ENGINE``.
+        data_dir: folder for created voices; None uses a temporary folder
+            that :meth:`stop` removes.
+        max_sessions: concurrent websocket sessions allowed.
+        record_frames: keep the JSON messages clients send (see
+            :meth:`client_frames`).
+        accept_any_key: accept any non-empty key (``python -m
+            lmnt_sync.server`` without a configured key).
+        limits: other limits; ``max_sessions`` overrides its field.
+
+    Raises:
+        ValueError: unknown engine name.
+        ImportError: the engine's package is not installed.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_key: Optional[str] = None,
+        engine: Union[str, Engine, None] = None,
+        data_dir: Union[str, "os.PathLike[str]", None] = None,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        record_frames: bool = False,
+        accept_any_key: bool = False,
+        limits: Optional[Limits] = None,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._api_key = api_key if api_key is not None else "lmnt-local-" + secrets.token_urlsafe(24)
+        self._accept_any_key = accept_any_key
+        self._engine: Engine = (
+            get_engine(engine or DEFAULT_ENGINE) if engine is None or isinstance(engine, str) else engine
+        )
+        self._temp_dir = data_dir is None
+        self._data_dir = Path(data_dir) if data_dir is not None else None
+        self._limits = replace(limits or Limits(), max_sessions=max_sessions)
+        self._recorder = FrameRecorder(record_frames)
+        self._lock = threading.Lock()  # serialises start() and stop()
+        self._thread: Optional[threading.Thread] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._runner: Optional[web.AppRunner] = None
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._ready = threading.Event()
+        self._error: Optional[BaseException] = None
+
+    # -- properties --------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Return the base URL, e.g. ``http://127.0.0.1:54321`` (after start)."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def port(self) -> int:
+        """Return the bound port (0 before :meth:`start`)."""
+        return self._port
+
+    @property
+    def api_key(self) -> str:
+        """Return the API key clients must send."""
+        return self._api_key
+
+    @property
+    def engine_name(self) -> str:
+        """Return the name of the speech engine in use."""
+        return self._engine.name
+
+    @property
+    def data_dir(self) -> Optional[Path]:
+        """Return the folder holding created voices (set once started)."""
+        return self._data_dir
+
+    @property
+    def running(self) -> bool:
+        """Return True between a successful start() and stop()."""
+        return self._thread is not None and self._thread.is_alive() and self._error is None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> "LocalServer":
+        """Start serving; block until the port listens (at most ``timeout`` s).
+
+        Idempotent while running. Returns self.
+
+        Raises:
+            OSError: the port cannot be bound.
+            ValueError: the voice store in ``data_dir`` is corrupt.
+            TimeoutError: the server did not come up in time.
+        """
+        with self._lock:
+            if self._thread is not None:
+                return self
+            if self._data_dir is None:
+                self._data_dir = Path(tempfile.mkdtemp(prefix="lmnt-local-"))
+            self._ready.clear()
+            self._thread = threading.Thread(target=self._run, name="lmnt-local-server", daemon=True)
+            self._thread.start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise TimeoutError(f"local server did not start within {timeout:g} s")
+        if self._error is not None:
+            error = self._error
+            self.stop()
+            raise error
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Close all sessions, stop the server and join its threads.
+
+        Idempotent and thread-safe; blocks at most about ``timeout`` s.
+        A temporary data folder is removed.
+        """
+        with self._lock:
+            thread, loop = self._thread, self._loop
+            if thread is None:
+                return
+            if loop is not None and thread.is_alive():
+                loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("local server thread did not stop within %g s", timeout)
+            self._thread = None
+            self._loop = None
+            if self._temp_dir and self._data_dir is not None:
+                shutil.rmtree(self._data_dir, ignore_errors=True)
+                self._data_dir = None
+
+    def __enter__(self) -> "LocalServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    def client_frames(self) -> List[List[Dict[str, Any]]]:
+        """Return, per websocket session in connection order, the client's messages.
+
+        Only filled with ``record_frames=True``; API key values read
+        ``"<redacted>"``. Thread-safe; returns copies.
+        """
+        return self._recorder.snapshot()
+
+    # -- server thread -----------------------------------------------------
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._startup())
+        except BaseException as exc:  # reported to start()'s caller
+            self._error = exc
+        self._ready.set()
+        try:
+            if self._error is None:
+                loop.run_forever()
+        finally:
+            loop.run_until_complete(self._shutdown())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+    async def _startup(self) -> None:
+        assert self._data_dir is not None
+        voices = VoiceStore(self._engine.voices(), self._engine.name, self._data_dir)
+        self._executor = ThreadPoolExecutor(worker_count(), thread_name_prefix="lmnt-local-synth")
+        state = ServerState(
+            engine=self._engine, voices=voices,
+            auth=Auth(None if self._accept_any_key else self._api_key),
+            limits=self._limits, executor=self._executor, recorder=self._recorder,
+        )
+        self._runner = web.AppRunner(create_app(state), access_log=None, shutdown_timeout=5.0,
+                                     handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        # Load model weights in the background so the first request is fast.
+        asyncio.get_running_loop().run_in_executor(self._executor, self._warm_up)
+
+    def _warm_up(self) -> None:
+        try:
+            self._engine.load()
+        except Exception:  # the first synthesis will report it to a client
+            log.exception("loading engine %s failed", self._engine.name)
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._executor is not None:
+            # Workers finish their current chunk; queued work is dropped.
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None

@@ -1,0 +1,327 @@
+"""REST handlers: speech, voices and account, at LMNT's paths.
+
+Handlers raise :class:`~.apierror.ApiError`; the middleware in :mod:`.app`
+renders it for the client's API version and adds the ``request-id`` header.
+
+Decisions where PROTOCOL.md leaves room:
+
+* Speech bodies may be JSON, ``multipart/form-data`` or
+  ``application/x-www-form-urlencoded``; form values are coerced
+  (``"true"``/``"false"``, numeric strings). ``speed``, ``model``,
+  ``temperature``, ``top_p``, ``conversational``, ``length``, ``debug`` and
+  ``language`` are accepted and ignored (the local engines speak English).
+* ``POST /v1/ai/speech/bytes`` streams streamable formats chunk by chunk as
+  they are synthesized; ``wav`` and ``aac`` are sent whole.
+* ``POST /v1/ai/speech`` returns ``timestamps`` (API ≥ 1.1) or ``durations``
+  plus ``seed`` (legacy), with one entry per *word* (no entries for spaces
+  or punctuation; PROTOCOL.md §5 item 10), starts counted from the start of
+  the audio.
+* ``GET /v1/account`` reports a local plan (``type`` ``"local"``) and counts
+  the characters this server process synthesized.
+"""
+from __future__ import annotations
+
+import base64
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from aiohttp import BodyPartReader, web
+
+from .apierror import ApiError, json_object
+from .codecs import Encoder, content_type, normalize_format, normalize_sample_rate
+from .state import ServerState
+from .synthesis import encode_next, in_worker, synthesize_all
+
+__all__ = [
+    "STATE_KEY",
+    "speech_bytes",
+    "speech_detailed",
+    "voice_list",
+    "voice_info",
+    "voice_update",
+    "voice_delete",
+    "voice_create",
+    "account",
+    "CHARACTER_LIMIT",
+]
+
+STATE_KEY: "web.AppKey[ServerState]" = web.AppKey("lmnt_sync_state", ServerState)
+
+#: Characters per "billing period" reported by the local account.
+CHARACTER_LIMIT = 10_000_000
+
+_STREAMABLE = {"mp3", "pcm_s16le", "pcm_f32le", "ulaw", "webm"}
+_FILE_FIELDS = {"file", "files", "files[]", "file_field"}
+_MAX_FIELD_BYTES = 64 * 1024
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class _SpeechParams:
+    text: str
+    engine_voice: str
+    format: str
+    sample_rate: int
+    timings: bool
+    seed: int
+
+
+# -- speech ----------------------------------------------------------------
+
+
+async def speech_bytes(request: web.Request) -> web.StreamResponse:
+    """Handle ``POST /v1/ai/speech/bytes``: audio bytes, streamed if possible."""
+    state = request.app[STATE_KEY]
+    params = _speech_params(await _read_fields(request), state, request)
+    encoder = Encoder(params.format, params.sample_rate, state.engine.sample_rate)
+    state.characters += len(params.text)
+    if params.format not in _STREAMABLE:
+        audio, _ = await in_worker(state.executor, synthesize_all, state.engine, params.text,
+                                   params.engine_voice, encoder)
+        return web.Response(body=audio, content_type=content_type(params.format))
+    chunks = state.engine.synthesize(params.text, params.engine_voice)
+    # The first chunk is made before the headers go out, so a synthesis
+    # failure can still be reported with a proper status.
+    step = await in_worker(state.executor, encode_next, chunks, encoder)
+    response = web.StreamResponse(headers={"request-id": request["request_id"]})
+    response.content_type = content_type(params.format)
+    await response.prepare(request)
+    request["streaming"] = True  # from here on errors can only cut the stream
+    try:
+        while step is not None:
+            await response.write(step[1])
+            step = await in_worker(state.executor, encode_next, chunks, encoder)
+        await response.write(await in_worker(state.executor, encoder.finish))
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client hung up; nobody is left to tell
+    return response
+
+
+async def speech_detailed(request: web.Request) -> web.Response:
+    """Handle ``POST /v1/ai/speech``: JSON with base64 audio and timings."""
+    state = request.app[STATE_KEY]
+    params = _speech_params(await _read_fields(request), state, request)
+    encoder = Encoder(params.format, params.sample_rate, state.engine.sample_rate)
+    state.characters += len(params.text)
+    audio, words = await in_worker(state.executor, synthesize_all, state.engine, params.text,
+                                   params.engine_voice, encoder)
+    body: Dict[str, Any] = {"audio": base64.b64encode(audio).decode("ascii")}
+    if request["api_version"] is not None:
+        if params.timings:
+            body["timestamps"] = words
+    else:
+        body["seed"] = params.seed
+        if params.timings:
+            body["durations"] = words
+    return web.json_response(body)
+
+
+def _speech_params(fields: Dict[str, Any], state: ServerState, request: web.Request) -> _SpeechParams:
+    text = fields.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError("invalid_request_error", "'text' is required and must be non-empty")
+    limit = state.limits.max_rest_chars
+    if len(text) > limit:
+        raise ApiError("invalid_request_error", f"'text' has {len(text)} characters; "
+                       f"the limit is {limit} per request")
+    voice = fields.get("voice")
+    if not isinstance(voice, str) or not voice:
+        raise ApiError("invalid_request_error", "'voice' is required")
+    fmt = _format(fields.get("format"))
+    wants = fields.get("return_timestamps") if request["api_version"] else None
+    if wants is None:
+        wants = fields.get("return_durations", fields.get("durations"))
+    return _SpeechParams(
+        text=text,
+        engine_voice=state.voices.resolve(voice),
+        format=fmt,
+        sample_rate=_rate(fields.get("sample_rate"), fmt),
+        timings=_flag(wants, "return_timestamps"),
+        seed=_int(fields.get("seed"), "seed") if fields.get("seed") not in (None, "") else random.randrange(2**31),
+    )
+
+
+def _format(value: Any) -> str:
+    try:
+        return normalize_format("mp3" if value in (None, "") else str(value))
+    except ValueError as exc:
+        raise ApiError("invalid_request_error", str(exc)) from None
+
+
+def _rate(value: Any, fmt: str) -> int:
+    try:
+        rate = None if value in (None, "") else _int(value, "sample_rate")
+        return normalize_sample_rate(rate, fmt)
+    except ValueError as exc:
+        raise ApiError("invalid_request_error", str(exc)) from None
+
+
+async def _read_fields(request: web.Request) -> Dict[str, Any]:
+    """Return the body's fields from JSON, multipart or urlencoded bodies."""
+    ctype = request.content_type
+    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        form = await request.post()
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    return json_object(raw, "request body")
+
+
+# -- voices ----------------------------------------------------------------
+
+
+async def voice_list(request: web.Request) -> web.Response:
+    """Handle ``GET /v1/ai/voice/list`` (query ``owner``, ``starred``)."""
+    store = request.app[STATE_KEY].voices
+    owner = request.query.get("owner", "all").lower()
+    starred = _flag(request.query.get("starred"), "starred")
+    return web.json_response(store.list(owner=owner, starred=starred))
+
+
+async def voice_info(request: web.Request) -> web.Response:
+    """Handle ``GET /v1/ai/voice/{id}``."""
+    store = request.app[STATE_KEY].voices
+    return web.json_response(store.get(request.match_info["voice_id"]))
+
+
+async def voice_update(request: web.Request) -> web.Response:
+    """Handle ``PUT /v1/ai/voice/{id}``: only the given keys change."""
+    store = request.app[STATE_KEY].voices
+    changes = await _read_fields(request)
+    voice = store.update(request.match_info["voice_id"], changes)
+    return web.json_response({"voice": voice})
+
+
+async def voice_delete(request: web.Request) -> web.Response:
+    """Handle ``DELETE /v1/ai/voice/{id}``."""
+    store = request.app[STATE_KEY].voices
+    store.delete(request.match_info["voice_id"])
+    return web.json_response({"success": True})
+
+
+async def voice_create(request: web.Request) -> web.Response:
+    """Handle ``POST /v1/ai/voice`` in any of the three multipart layouts.
+
+    Layouts (PROTOCOL.md §2.4): ``file`` + fields + ``tags[]`` (current);
+    ``files[]``/``files`` + fields + ``enhance`` (v2 pre-1.1); ``metadata``
+    JSON part + ``file_field`` parts (legacy).
+    """
+    state = request.app[STATE_KEY]
+    if request.content_type != "multipart/form-data":
+        raise ApiError("invalid_request_error", "creating a voice needs a multipart/form-data "
+                       "body with the audio file(s)")
+    fields: Dict[str, List[str]] = {}
+    files: List[Path] = []
+    try:
+        metadata = await _read_voice_parts(request, state, fields, files)
+        voice = state.voices.create(
+            _first(fields, metadata, "name") or "",
+            files,
+            description=_first(fields, metadata, "description"),
+            gender=_first(fields, metadata, "gender"),
+            tags=fields.get("tags[]", []) + fields.get("tags", []) + list(metadata.get("tags") or []),
+        )
+    except BaseException:
+        state.voices.discard_uploads(files)
+        raise
+    return web.json_response(voice)
+
+
+async def _read_voice_parts(request: web.Request, state: ServerState,
+                            fields: Dict[str, List[str]], files: List[Path]) -> Dict[str, Any]:
+    """Read every part: files to disk (appended to ``files``), fields to ``fields``."""
+    reader = await request.multipart()
+    metadata: Dict[str, Any] = {}
+    budget = [state.limits.max_upload_bytes]
+    while True:
+        part = await reader.next()
+        if part is None:
+            return metadata
+        if not isinstance(part, BodyPartReader):
+            raise ApiError("invalid_request_error", "nested multipart bodies are not supported")
+        if part.filename is not None or part.name in _FILE_FIELDS:
+            files.append(await _save_upload(part, state, budget))
+        elif part.name == "metadata":
+            metadata = json_object(await _read_field(part), "the 'metadata' part")
+        elif part.name:
+            fields.setdefault(part.name, []).append(await _read_field(part))
+
+
+async def _save_upload(part: BodyPartReader, state: ServerState, budget: List[int]) -> Path:
+    path = state.voices.upload_path(part.filename)
+    with open(path, "wb") as out:
+        while True:
+            chunk = await part.read_chunk()
+            if not chunk:
+                return path
+            budget[0] -= len(chunk)
+            if budget[0] < 0:
+                out.close()
+                path.unlink(missing_ok=True)
+                raise ApiError("invalid_request_error", "uploaded audio exceeds "
+                               f"{state.limits.max_upload_bytes} bytes", status=413)
+            out.write(chunk)
+
+
+async def _read_field(part: BodyPartReader) -> str:
+    data = bytearray()
+    while True:
+        chunk = await part.read_chunk()
+        if not chunk:
+            return data.decode("utf-8", errors="replace")
+        data += chunk
+        if len(data) > _MAX_FIELD_BYTES:
+            raise ApiError("invalid_request_error", f"form field {part.name!r} is too large")
+
+
+def _first(fields: Dict[str, List[str]], metadata: Dict[str, Any], key: str) -> Optional[str]:
+    if fields.get(key):
+        return fields[key][0]
+    value = metadata.get(key)
+    return None if value is None else str(value)
+
+
+# -- account ---------------------------------------------------------------
+
+
+async def account(request: web.Request) -> web.Response:
+    """Handle ``GET /v1/account`` in the current or the legacy shape."""
+    state = request.app[STATE_KEY]
+    used = state.characters
+    plan: Dict[str, Any] = {"character_limit": CHARACTER_LIMIT, "commercial_use_allowed": True,
+                            "type": "local"}
+    if request["api_version"] is not None:
+        usage: Dict[str, Any] = {"characters": max(CHARACTER_LIMIT - used, 0)}
+    else:
+        created = len(state.voices.list(owner="me"))
+        plan.update(instant_voice_limit=None, professional_voice_limit=None)
+        usage = {"characters": used, "instant_voices": created, "professional_voices": 0}
+    return web.json_response({"plan": plan, "usage": usage})
+
+
+# -- coercion --------------------------------------------------------------
+
+
+def _flag(value: Any, name: str) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, (int, float)):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ApiError("invalid_request_error", f"{name!r} must be true or false")
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise ApiError("invalid_request_error", f"{name!r} must be an integer")
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ApiError("invalid_request_error", f"{name!r} must be an integer") from None

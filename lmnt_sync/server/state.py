@@ -1,0 +1,111 @@
+"""What one running server shares between its handlers: config and registries.
+
+Everything here is touched from the server's event-loop thread only, except
+:class:`FrameRecorder`, which tests read from their own thread (it locks).
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Set
+
+from .auth import Auth
+from .engines.base import Engine
+from .voices import VoiceStore
+
+__all__ = ["Limits", "FrameRecorder", "ServerState", "DEFAULT_MAX_SESSIONS"]
+
+DEFAULT_MAX_SESSIONS = 128
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits; each violation gets a clear error, others carry on.
+
+    Attributes:
+        max_sessions: concurrent websocket sessions (after init).
+        max_message_bytes: size of one client websocket message.
+        max_buffered_chars: text a session may hold not yet synthesized.
+        max_rest_chars: text per REST speech request (LMNT: 5000).
+        max_upload_bytes: total audio per voice creation (LMNT: 250 MB).
+        init_timeout: seconds a new websocket may wait before its init.
+    """
+
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    max_message_bytes: int = 64 * 1024
+    max_buffered_chars: int = 100_000
+    max_rest_chars: int = 5000
+    max_upload_bytes: int = 250 * 1024 * 1024
+    init_timeout: float = 30.0
+
+    @property
+    def transport_message_bytes(self) -> int:
+        """Return aiohttp's hard frame limit, well above ours.
+
+        Frames between the two limits get our clear error; only absurd
+        frames are cut off by aiohttp (close 1009, no error frame).
+        """
+        return max(1024 * 1024, 4 * self.max_message_bytes)
+
+
+class FrameRecorder:
+    """Keeps, per websocket session, the JSON messages the client sent.
+
+    Args:
+        enabled: when False nothing is kept (no memory cost).
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._sessions: List[List[Dict[str, Any]]] = []
+
+    def new_session(self) -> Optional[List[Dict[str, Any]]]:
+        """Return the list to append this session's messages to, or None."""
+        if not self.enabled:
+            return None
+        frames: List[Dict[str, Any]] = []
+        with self._lock:
+            self._sessions.append(frames)
+        return frames
+
+    def record(self, frames: Optional[List[Dict[str, Any]]], message: Dict[str, Any]) -> None:
+        """Append ``message`` (already redacted) to a session's list."""
+        if frames is not None:
+            with self._lock:
+                frames.append(message)
+
+    def snapshot(self) -> List[List[Dict[str, Any]]]:
+        """Return a copy of every session's messages, in connection order."""
+        with self._lock:
+            return [list(frames) for frames in self._sessions]
+
+
+@dataclass
+class ServerState:
+    """The shared objects of one server.
+
+    Attributes:
+        engine: the speech engine.
+        voices: the voice store.
+        auth: the API-key check.
+        limits: resource limits.
+        executor: worker threads for synthesis and encoding.
+        recorder: client frames kept for tests.
+        sessions: websocket sessions that passed init.
+        connections: open websocket connections (with or without init).
+        characters: characters synthesized so far (for ``/v1/account``).
+    """
+
+    engine: Engine
+    voices: VoiceStore
+    auth: Auth
+    limits: Limits
+    executor: Executor
+    recorder: FrameRecorder
+    sessions: Set[Any] = field(default_factory=set)
+    connections: Set[Any] = field(default_factory=set)
+    tasks: Set["asyncio.Task[Any]"] = field(default_factory=set)
+    characters: int = 0

@@ -1,0 +1,370 @@
+"""One websocket speech session: init, reader, text buffer, speaker.
+
+Per connection two tasks run on the server's event loop:
+
+* the **reader** parses client messages (:mod:`.wire`), feeds text to the
+  :class:`~.buffering.TextBuffer` and queues work items (segments to speak,
+  flush/reset acknowledgements, finish) in the order the client sent them;
+* the **speaker** takes items one by one. A segment is synthesized chunk by
+  chunk in the worker-thread executor (the engine is CPU-bound and must not
+  block the loop), each chunk encoded there too, and sent as soon as it is
+  ready, so the first audio leaves after the first chunk.
+
+Ordering guarantees (PROTOCOL.md §1.5): an acknowledgement is queued behind
+the segments it covers, so ``flush_complete`` follows all audio of its flush;
+the encoder is drained first (:meth:`Encoder.drain`) so no audio of that
+flush stays inside it. ``reset`` removes queued segments at once and stops
+the segment being spoken at its next chunk; ``reset_complete`` then follows
+the audio already on its way. ``finish`` speaks the rest, ends the encoder
+(:meth:`Encoder.finish`), sends the remaining audio and closes with 1000;
+no ``flush_complete`` is sent for it. When the speaker runs out of work it
+drains the encoder so the end of a sentence is not held back waiting for
+more text.
+
+Memory per session stays small: audio is never queued (each send awaits the
+socket), and buffered plus queued text is capped by
+:attr:`.state.Limits.max_buffered_chars`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Deque, Dict, List, Optional, Sequence, Union
+
+from aiohttp import WSMsgType, web
+
+from .apierror import ApiError, new_request_id
+from .buffering import TextBuffer
+from .codecs import Encoder
+from .state import ServerState
+from .synthesis import encode_next, in_worker
+from .timeline import Timeline
+from .wire import (
+    Finish, Flush, Generation, Reset, SessionConfig, Text, ack_frame, decode_json,
+    detect_generation, error_frame, parse_command, parse_init, ready_frame, redact,
+    timings_frame,
+)
+
+__all__ = ["handle_websocket", "SpeechSession"]
+
+log = logging.getLogger("lmnt_sync.server")
+
+Frame = Union[str, bytes]
+
+
+@dataclass(frozen=True)
+class _Segment:
+    text: str
+
+
+_Item = Union[_Segment, Flush, Reset, Finish]
+
+
+async def handle_websocket(request: web.Request, state: ServerState) -> web.StreamResponse:
+    """Serve one ``/v1/ai/speech/stream`` connection until it closes.
+
+    Raises:
+        ApiError: rate_limit_error (HTTP 429, before the upgrade) when far
+            more connections are open than sessions are allowed.
+    """
+    if len(state.connections) >= 2 * state.limits.max_sessions:
+        raise ApiError("rate_limit_error", "too many open connections; try again later")
+    request_id = new_request_id()
+    ws = web.WebSocketResponse(
+        max_msg_size=state.limits.transport_message_bytes,
+        timeout=5.0,  # bounds close(): how long to wait for the client's close frame
+        compress=False,  # audio does not deflate; compression would only cost CPU
+    )
+    ws.headers["request-id"] = request_id  # equals ready.request_id
+    await ws.prepare(request)
+    request["streaming"] = True  # the upgrade is sent: errors go in-band now
+    state.connections.add(ws)
+    try:
+        session = await _open_session(ws, state, request_id)
+        if session is not None:
+            await session.run()
+    finally:
+        state.connections.discard(ws)
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+async def _open_session(
+    ws: web.WebSocketResponse, state: ServerState, request_id: str
+) -> Optional["SpeechSession"]:
+    """Read and check the init message; on failure send the error and close."""
+    frames = state.recorder.new_session()
+    generation: Optional[Generation] = None
+    try:
+        init = decode_json(await _receive_init(ws, state))
+        state.recorder.record(frames, redact(init))
+        generation = detect_generation(init)
+        config = parse_init(init)
+        state.auth.check(config.api_key)
+        engine_voice = state.voices.resolve(config.voice)
+        if len(state.sessions) >= state.limits.max_sessions:
+            raise ApiError("rate_limit_error", "too many concurrent sessions (limit "
+                           f"{state.limits.max_sessions}); try again later")
+    except _Closed:
+        return None
+    except ApiError as err:
+        await _send_error(ws, generation, err, request_id)
+        return None
+    return SpeechSession(ws, state, config, engine_voice, request_id, frames)
+
+
+class _Closed(Exception):
+    """The client went away before sending its init message."""
+
+
+async def _receive_init(ws: web.WebSocketResponse, state: ServerState) -> str:
+    timeout = state.limits.init_timeout
+    try:
+        msg = await ws.receive(timeout=timeout)
+    except asyncio.TimeoutError:
+        raise ApiError("invalid_request_error", f"no init message within {timeout:g} s") from None
+    if msg.type is WSMsgType.BINARY:
+        raise ApiError("invalid_request_error", "binary frames are not accepted; the first "
+                       "message must be the JSON init message")
+    if msg.type is not WSMsgType.TEXT:
+        raise _Closed()
+    _check_size(msg.data, state.limits.max_message_bytes)
+    return msg.data
+
+
+async def _send_error(ws: web.WebSocketResponse, generation: Optional[Generation],
+                      err: ApiError, request_id: str) -> None:
+    """Send ``err`` in the generation's shape, then close normally."""
+    try:
+        await ws.send_str(error_frame(generation, err, request_id))
+    except ConnectionResetError:
+        pass  # the client is gone; closing below is all that is left
+    await ws.close(code=1000)
+
+
+def _check_size(data: str, limit: int) -> None:
+    # len() first: cheap, and a str never has more characters than bytes.
+    if len(data) > limit or len(data.encode("utf-8")) > limit:
+        raise ApiError("invalid_request_error", f"message of {len(data.encode('utf-8'))} bytes "
+                       f"exceeds the limit of {limit} bytes; send text in smaller pieces")
+
+
+class SpeechSession:
+    """A websocket session after a successful init.
+
+    Created by :func:`handle_websocket`; :meth:`run` serves it to the end.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, state: ServerState, config: SessionConfig,
+                 engine_voice: str, request_id: str, frames: Optional[List[Dict[str, Any]]]) -> None:
+        self._ws = ws
+        self._state = state
+        self._config = config
+        self._voice = engine_voice
+        self._request_id = request_id
+        self._frames = frames
+        self._buffer = TextBuffer()
+        self._items: Deque[_Item] = deque()
+        self._wakeup = asyncio.Event()
+        self._queued_chars = 0
+        self._epoch = 0  # bumped by reset; a segment of an older epoch stops
+        self._finished = False  # finish/eof received
+        self._closing = False  # the speaker (or an error) is closing the socket
+        self._announced_empty = False  # legacy: buffer_empty=true already sent
+        self._send_lock = asyncio.Lock()
+        engine = state.engine
+        self._encoder = Encoder(config.format, config.sample_rate, engine.sample_rate)
+        self._timeline = Timeline(engine.sample_rate, config.cumulative_timestamps)
+
+    async def run(self) -> None:
+        """Serve the session until it closes; never raises for client faults."""
+        self._state.sessions.add(self)
+        speaker = asyncio.ensure_future(self._speak())
+        try:
+            if self._config.generation is Generation.CURRENT:
+                await self._send([ready_frame(self._request_id)])
+            await self._read()
+        except ApiError as err:
+            speaker.cancel()
+            await _settle(speaker)
+            await self._fail(err)
+        except ConnectionResetError:
+            pass  # the client vanished; nothing to tell it
+        finally:
+            self._state.sessions.discard(self)
+            if not speaker.done() and not self._closing:
+                speaker.cancel()
+            await _settle(speaker)
+
+    # -- reader ------------------------------------------------------------
+
+    async def _read(self) -> None:
+        async for msg in self._ws:
+            if msg.type is WSMsgType.TEXT:
+                self._on_text(msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                raise ApiError("invalid_request_error", "binary frames are not accepted; "
+                               "send JSON text frames")
+            else:
+                return
+
+    def _on_text(self, data: str) -> None:
+        _check_size(data, self._state.limits.max_message_bytes)
+        message = decode_json(data)
+        self._state.recorder.record(self._frames, redact(message))
+        for command in parse_command(message):
+            self._apply(command)
+
+    def _apply(self, command: Any) -> None:
+        if self._finished:
+            raise ApiError("invalid_request_error", "the session is finishing: no messages "
+                           "are accepted after finish/eof")
+        if isinstance(command, Text):
+            self._announced_empty = False
+            self._queue_segments(self._buffer.push(command.text))
+            self._check_backlog()
+        elif isinstance(command, Reset):
+            self._reset(command)
+        else:  # Flush or Finish: both speak everything buffered now
+            self._queue_segments(self._buffer.flush())
+            self._put(command)
+            self._finished = isinstance(command, Finish)
+
+    def _queue_segments(self, segments: Sequence[str]) -> None:
+        for text in segments:
+            self._queued_chars += len(text)
+            self._put(_Segment(text))
+
+    def _check_backlog(self) -> None:
+        backlog = self._buffer.pending_chars + self._queued_chars
+        limit = self._state.limits.max_buffered_chars
+        if backlog > limit:
+            raise ApiError("invalid_request_error", f"too much text waiting ({backlog} characters; "
+                           f"limit {limit}); send less text or wait for its audio")
+
+    def _reset(self, command: Reset) -> None:
+        self._epoch += 1
+        self._buffer.reset()
+        self._items = deque(i for i in self._items if not isinstance(i, _Segment))
+        self._queued_chars = 0
+        self._put(command)
+
+    def _put(self, item: _Item) -> None:
+        self._items.append(item)
+        self._wakeup.set()
+
+    # -- speaker -----------------------------------------------------------
+
+    async def _speak(self) -> None:
+        try:
+            while True:
+                item = await self._next_item()
+                if isinstance(item, _Segment):
+                    await self._speak_segment(item.text)
+                elif isinstance(item, (Flush, Reset)):
+                    await self._acknowledge(item)
+                else:
+                    await self._finish()
+                    return
+        except ConnectionResetError:
+            return  # the client vanished mid-send
+        except Exception:  # engine or codec failure: tell the client, then close
+            log.exception("speech session %s failed", self._request_id)
+            await self._fail(ApiError("internal_server_error", "speech synthesis failed; "
+                                      f"request id {self._request_id}"))
+
+    async def _next_item(self) -> _Item:
+        while not self._items:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        item = self._items.popleft()
+        if isinstance(item, _Segment):
+            self._queued_chars -= len(item.text)
+        return item
+
+    async def _speak_segment(self, text: str) -> None:
+        epoch = self._epoch
+        self._state.characters += len(text)
+        chunks = self._state.engine.synthesize(text, self._voice)
+        while epoch == self._epoch:
+            step = await self._in_worker(encode_next, chunks, self._encoder)
+            if step is None or epoch != self._epoch:
+                break  # done, or a reset made this audio unwanted
+            self._timeline.add(step[0])
+            await self._emit(step[1])
+        if not self._items and epoch == self._epoch:
+            await self._emit(await self._in_worker(self._encoder.drain), final=True)
+
+    async def _acknowledge(self, item: Union[Flush, Reset]) -> None:
+        await self._emit(await self._in_worker(self._encoder.drain), final=True)
+        kind = "flush" if isinstance(item, Flush) else "reset"
+        ack = ack_frame(kind, item.nonce, item.style)
+        if ack is not None:
+            await self._send([ack])
+        self._timeline.restart()
+
+    async def _finish(self) -> None:
+        await self._emit(await self._in_worker(self._encoder.finish), final=True)
+        self._closing = True
+        await self._ws.close(code=1000)
+
+    async def _emit(self, data: bytes, *, final: bool = False) -> None:
+        """Send audio with its timing frame in the generation's order.
+
+        ``final`` marks a drain point (nothing more is coming for now): then
+        pending timings go out even without audio, and legacy extras tell
+        whether the buffer is empty.
+        """
+        config = self._config
+        if not config.timings:
+            if data:
+                await self._send([data])
+            return
+        if not data and not final:
+            return  # the encoder held the audio back; its timings wait with it
+        if config.extras_before_audio:
+            await self._emit_extras(data, final)
+            return
+        words = self._timeline.take()
+        frames: List[Frame] = [data] if data else []
+        if words:
+            frames.append(timings_frame(config, words, False))
+        if frames:
+            await self._send(frames)
+
+    async def _emit_extras(self, data: bytes, final: bool) -> None:
+        empty = final and self._buffer.is_empty and not self._items
+        if not data and not self._timeline.has_pending and (not empty or self._announced_empty):
+            return
+        self._announced_empty = empty
+        await self._send([timings_frame(self._config, self._timeline.take(), empty), data])
+
+    # -- plumbing ----------------------------------------------------------
+
+    async def _in_worker(self, fn: Any, *args: Any) -> Any:
+        return await in_worker(self._state.executor, fn, *args)
+
+    async def _send(self, frames: Sequence[Frame]) -> None:
+        # One lock per group keeps an audio frame and its timing frame together.
+        async with self._send_lock:
+            for frame in frames:
+                if isinstance(frame, bytes):
+                    await self._ws.send_bytes(frame)
+                else:
+                    await self._ws.send_str(frame)
+
+    async def _fail(self, err: ApiError) -> None:
+        self._closing = True
+        await _send_error(self._ws, self._config.generation, err, self._request_id)
+
+
+async def _settle(task: "asyncio.Future[Any]") -> None:
+    """Wait for ``task`` to end, swallowing its cancellation."""
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise

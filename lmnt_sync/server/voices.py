@@ -1,0 +1,280 @@
+"""The voice store: built-in voices, LMNT's system ids, and created voices.
+
+Three kinds of voices are listed (all answer ``GET /v1/ai/voice/list``):
+
+* **local** voices of the running engine (owner ``system``), e.g. ``synth``;
+* **LMNT system ids** such as ``lily``, ``leah``, ``ava`` and the preset list
+  of PROTOCOL.md §2.7 (owner ``system``): accepted so that code written for
+  the cloud runs unchanged, each mapped to a local voice; the description
+  says which one;
+* **created** voices (owner ``me``). Nothing is cloned: a created voice
+  speaks with a built-in voice chosen when it is created, and its
+  description says so. Uploaded audio is kept under generated file names
+  in ``<data_dir>/uploads`` (client file names never touch the file system)
+  and metadata in ``<data_dir>/voices.json``, so voices survive a restart.
+
+Not thread-safe: the server's event loop is the only caller. Writes are
+atomic (temporary file, then ``os.replace``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+import zlib
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from .apierror import ApiError
+from .engines.base import LocalVoice
+
+__all__ = ["PRESET_VOICES", "VoiceStore", "UPLOAD_SUFFIXES"]
+
+#: LMNT system voice ids accepted locally, with the gender their name
+#: suggests (only used to pick a local voice of the same gender if any).
+PRESET_VOICES: Dict[str, str] = {
+    "amy": "female", "ansel": "male", "autumn": "female", "ava": "female",
+    "brandon": "male", "caleb": "male", "cassian": "male", "chloe": "female",
+    "dalton": "male", "daniel": "male", "dustin": "male", "elowen": "female",
+    "evander": "male", "huxley": "male", "james": "male", "juniper": "female",
+    "kennedy": "female", "lauren": "female", "leah": "female", "lily": "female",
+    "lucas": "male", "magnus": "male", "miles": "male", "morgan": "female",
+    "natalie": "female", "nathan": "male", "noah": "male", "nyssa": "female",
+    "oliver": "male", "paige": "female", "ryan": "male", "sadie": "female",
+    "sophie": "female", "stella": "female", "terrence": "male", "tyler": "male",
+    "vesper": "female", "violet": "female", "warrick": "male", "zain": "male",
+    "zeke": "male", "zoe": "female", "mara-wilson": "female",
+}
+
+#: Suffixes kept for uploaded files; anything else is stored as ``.bin``.
+UPLOAD_SUFFIXES = (".wav", ".mp3", ".mp4", ".m4a", ".webm", ".ogg", ".flac", ".aac")
+
+_UPDATABLE = ("name", "description", "gender", "starred", "tags")
+_STORE_FILE = "voices.json"
+
+
+class VoiceStore:
+    """Voices known to one server.
+
+    Args:
+        local_voices: the engine's voices (at least one).
+        engine_name: shown in descriptions.
+        data_dir: folder for ``voices.json`` and ``uploads/`` (created).
+
+    Raises:
+        ValueError: ``local_voices`` is empty or ``voices.json`` is corrupt
+            (it is left untouched so nothing is lost).
+    """
+
+    def __init__(self, local_voices: Sequence[LocalVoice], engine_name: str, data_dir: Path) -> None:
+        if not local_voices:
+            raise ValueError(f"engine {engine_name!r} offers no voices")
+        self._local = {v.id: v for v in local_voices}
+        self._engine = engine_name
+        self._dir = Path(data_dir)
+        self._uploads = self._dir / "uploads"
+        self._uploads.mkdir(parents=True, exist_ok=True)
+        self._created: Dict[str, Dict[str, Any]] = {}
+        self._starred: set = set()
+        self._load()
+
+    # -- queries -----------------------------------------------------------
+
+    def list(self, owner: str = "all", starred: bool = False) -> List[Dict[str, Any]]:
+        """Return voice objects, system voices first.
+
+        Raises:
+            ApiError: ``owner`` is not system, me or all.
+        """
+        if owner not in ("all", "system", "me"):
+            raise ApiError("invalid_request_error", f"owner must be system, me or all, not {owner[:40]!r}")
+        ids = self._system_ids() if owner in ("all", "system") else []
+        ids += list(self._created) if owner in ("all", "me") else []
+        voices = [self.get(i) for i in ids]
+        return [v for v in voices if v["starred"]] if starred else voices
+
+    def get(self, voice_id: str) -> Dict[str, Any]:
+        """Return the voice object for ``voice_id``.
+
+        Raises:
+            ApiError: not_found_error for an unknown id.
+        """
+        if voice_id in self._created:
+            return self._created_object(self._created[voice_id])
+        if voice_id in self._local:
+            return self._local_object(self._local[voice_id])
+        if voice_id in PRESET_VOICES:
+            return self._preset_object(voice_id)
+        raise self._unknown(voice_id)
+
+    def resolve(self, voice_id: str) -> str:
+        """Return the engine voice id that speaks for ``voice_id``.
+
+        Raises:
+            ApiError: not_found_error for an unknown id.
+        """
+        if voice_id in self._local:
+            return voice_id
+        if voice_id in PRESET_VOICES:
+            return self._pick_local(PRESET_VOICES[voice_id], voice_id)
+        record = self._created.get(voice_id)
+        if record is None:
+            raise self._unknown(voice_id)
+        base = record.get("base_voice")
+        # The engine may have changed since the voice was created.
+        return base if base in self._local else self._pick_local(record.get("gender"), voice_id)
+
+    # -- changes -----------------------------------------------------------
+
+    def upload_path(self, filename: Optional[str]) -> Path:
+        """Return a fresh path in the uploads folder for a client's file.
+
+        Only the (whitelisted) suffix of ``filename`` is kept, so a hostile
+        name can never leave the folder.
+        """
+        suffix = Path(filename or "").suffix.lower()
+        suffix = suffix if suffix in UPLOAD_SUFFIXES else ".bin"
+        return self._uploads / (uuid.uuid4().hex + suffix)
+
+    def create(self, name: str, files: Sequence[Path], *, description: Optional[str] = None,
+               gender: Optional[str] = None, tags: Sequence[str] = ()) -> Dict[str, Any]:
+        """Create and persist a voice owned by ``me``; return its object.
+
+        Args:
+            name: display name (non-empty).
+            files: uploaded files already saved via :meth:`upload_path`.
+
+        Raises:
+            ApiError: invalid_request_error for an empty name or no files.
+        """
+        if not name or not name.strip():
+            raise ApiError("invalid_request_error", "a voice needs a non-empty 'name'")
+        if not files:
+            raise ApiError("invalid_request_error", "a voice needs at least one audio file")
+        voice_id = str(uuid.uuid4())
+        base = self._pick_local(gender, voice_id)
+        note = (f"Local voice: speaks with the built-in voice '{base}' "
+                f"({self._engine} engine); no cloning from the uploaded audio.")
+        self._created[voice_id] = {
+            "id": voice_id, "name": name, "gender": gender, "tags": list(tags),
+            "description": f"{description} ({note})" if description else note,
+            "base_voice": base, "files": [p.name for p in files], "created_at": time.time(),
+        }
+        self._save()
+        return self.get(voice_id)
+
+    def update(self, voice_id: str, changes: Dict[str, Any]) -> Dict[str, Any]:
+        """Apply the given keys (only those) and return the new voice object.
+
+        Non-owners may only change ``starred`` (like the cloud); the legacy
+        ``unfreeze`` key is accepted and does nothing.
+
+        Raises:
+            ApiError: not_found_error, permission_error (system voice), or
+                invalid_request_error (a value of the wrong type).
+        """
+        self.get(voice_id)  # existence check
+        changes = {k: v for k, v in changes.items() if k in _UPDATABLE}
+        _check_types(changes)
+        record = self._created.get(voice_id)
+        others = set(changes) - {"starred"}
+        if others and record is None:
+            raise ApiError("permission_error", "only 'starred' can be changed on a system voice")
+        if "starred" in changes:
+            (self._starred.add if changes["starred"] else self._starred.discard)(voice_id)
+        if record is not None:
+            record.update({k: changes[k] for k in others})
+        self._save()
+        return self.get(voice_id)
+
+    def delete(self, voice_id: str) -> None:
+        """Delete a created voice and its uploaded files.
+
+        Raises:
+            ApiError: not_found_error, or permission_error for a system voice.
+        """
+        record = self._created.get(voice_id)
+        if record is None:
+            self.get(voice_id)
+            raise ApiError("permission_error", "system voices cannot be deleted")
+        del self._created[voice_id]
+        self._starred.discard(voice_id)
+        self._save()
+        for name in record.get("files", []):
+            (self._uploads / Path(name).name).unlink(missing_ok=True)
+
+    def discard_uploads(self, paths: Sequence[Path]) -> None:
+        """Remove files saved for a creation that failed."""
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+    # -- internals ---------------------------------------------------------
+
+    def _system_ids(self) -> List[str]:
+        return list(self._local) + [p for p in PRESET_VOICES if p not in self._local]
+
+    def _pick_local(self, gender: Optional[str], key: str) -> str:
+        """Choose a local voice: same gender if any, stable for ``key``."""
+        candidates = [v.id for v in self._local.values() if gender and v.gender == gender]
+        candidates = candidates or list(self._local)
+        return candidates[zlib.crc32(key.encode()) % len(candidates)]
+
+    def _base_object(self, voice_id: str, name: str, owner: str) -> Dict[str, Any]:
+        return {"id": voice_id, "name": name, "owner": owner, "state": "ready",
+                "starred": voice_id in self._starred, "type": "instant", "preview_url": None}
+
+    def _local_object(self, voice: LocalVoice) -> Dict[str, Any]:
+        return {**self._base_object(voice.id, voice.name, "system"), "gender": voice.gender,
+                "tags": ["local", self._engine],
+                "description": f"{voice.description} (local {self._engine} voice)"}
+
+    def _preset_object(self, voice_id: str) -> Dict[str, Any]:
+        local = self._local[self.resolve(voice_id)]
+        name = voice_id.replace("-", " ").title()
+        return {**self._base_object(voice_id, name, "system"), "gender": local.gender,
+                "tags": ["lmnt-system-id", self._engine],
+                "description": (f"LMNT system voice id '{voice_id}', accepted locally and "
+                                f"spoken by the local voice '{local.id}' ({self._engine} engine)")}
+
+    def _created_object(self, record: Dict[str, Any]) -> Dict[str, Any]:
+        return {**self._base_object(record["id"], record["name"], "me"),
+                "gender": record.get("gender"), "tags": list(record.get("tags") or []),
+                "description": record.get("description")}
+
+    def _unknown(self, voice_id: str) -> ApiError:
+        return ApiError("not_found_error", f"unknown voice {str(voice_id)[:80]!r}; "
+                        "GET /v1/ai/voice/list shows the available voices")
+
+    def _load(self) -> None:
+        path = self._dir / _STORE_FILE
+        if not path.exists():
+            return
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            self._created = {r["id"]: r for r in data["voices"]}
+            self._starred = set(data.get("starred", []))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"voice store {path} is corrupt ({exc}); "
+                             "fix or move it away") from exc
+
+    def _save(self) -> None:
+        path = self._dir / _STORE_FILE
+        tmp = path.with_suffix(".tmp")
+        data = {"version": 1, "voices": list(self._created.values()), "starred": sorted(self._starred)}
+        tmp.write_text(json.dumps(data, indent=1), "utf-8")
+        os.replace(tmp, path)
+
+
+def _check_types(changes: Dict[str, Any]) -> None:
+    """Raise ApiError unless every change has the type the API documents."""
+    for key, value in changes.items():
+        ok = {
+            "name": isinstance(value, str) and bool(value.strip()),
+            "description": value is None or isinstance(value, str),
+            "gender": value is None or isinstance(value, str),
+            "starred": isinstance(value, bool),
+            "tags": isinstance(value, list) and all(isinstance(t, str) for t in value),
+        }[key]
+        if not ok:
+            raise ApiError("invalid_request_error", f"invalid value for {key!r}")
