@@ -160,11 +160,12 @@ class Encoder:
     def drain(self) -> bytes:
         """Return all audio given so far, keeping the stream open.
 
-        Codec frames and resampler filters are completed with a little
-        silence (about 35 ms for resampling; mp3 adds 4 frames of 576
-        samples, Opus one 20 ms frame, aac up to 3 frames of 1024), so the
-        stream stays valid and later audio follows seamlessly. ``wav`` is not
-        streamable and keeps everything for :meth:`finish`.
+        Codec frames are completed with silence, which stays in the stream
+        (mp3: up to 5 frames of 576 samples, for LAME's look-ahead; Opus:
+        one or two 20 ms frames; aac: up to 4 frames of 1024). Resampling
+        adds no time (see ``_Resampler``). The stream stays valid and later
+        audio follows on. ``wav`` is not streamable and keeps everything for
+        :meth:`finish`.
 
         Raises:
             RuntimeError: :meth:`finish` was already called.
@@ -195,38 +196,49 @@ class Encoder:
 
 
 class _Resampler:
-    """Stateful int16 resampler; the filter state spans chunk joins."""
+    """Stateful int16 resampler; the filter state spans chunk joins.
+
+    ``drain`` must get every sample out of soxr's filter without ending the
+    stream, so it feeds silence; the output that silence produces is dropped
+    (now or when it comes out later), so a drain adds no time to the stream,
+    only a brief fade where the filter saw silence on one side of the join.
+    """
 
     def __init__(self, in_rate: int, out_rate: int) -> None:
         self._ratio = out_rate / in_rate
         self._stream = soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality="HQ")
-        self._in = 0  # real input samples so far
-        self._out = 0  # output samples produced so far
-        self._step = max(1, in_rate // 200)  # 5 ms of input
+        self._fed = 0  # input samples fed to soxr, drain padding included
+        self._produced = 0  # output samples soxr returned, dropped ones included
+        self._drop = (0, 0)  # [start, end) output indexes that came from padding
+        self._step = np.zeros(max(1, in_rate // 200), dtype=np.int16)  # 5 ms
 
     def push(self, samples: np.ndarray) -> np.ndarray:
-        self._in += len(samples)
+        self._fed += len(samples)
         return self._emit(self._stream.resample_chunk(samples))
 
     def drain(self) -> np.ndarray:
-        # soxr holds back its filter delay; feed silence in 5 ms steps until
-        # every real input sample has come out (small steps keep the added
-        # silence short; it stays part of the stream).
-        target = int(self._in * self._ratio)
+        target = round(self._fed * self._ratio)  # output index where real input ends
         pieces: List[np.ndarray] = []
-        step = np.zeros(self._step, dtype=np.int16)
-        for _ in range(100):  # 0.5 s of padding at most; soxr needs far less
-            if self._out >= target:
+        for _ in range(200):  # 1 s of padding at most; soxr needs < 0.1 s
+            if self._produced >= target:
                 break
-            pieces.append(self._emit(self._stream.resample_chunk(step)))
+            self._fed += len(self._step)
+            self._drop = (target, round(self._fed * self._ratio))
+            pieces.append(self._emit(self._stream.resample_chunk(self._step)))
         return np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
 
     def finish(self) -> np.ndarray:
         return self._emit(self._stream.resample_chunk(np.zeros(0, np.int16), last=True))
 
     def _emit(self, out: np.ndarray) -> np.ndarray:
-        self._out += len(out)
-        return out
+        start = self._produced
+        self._produced += len(out)
+        lo, hi = self._drop
+        if hi <= start or lo >= self._produced:
+            return out
+        # Cut the part of this block that falls inside the padding's range.
+        cut_lo, cut_hi = max(lo, start) - start, min(hi, self._produced) - start
+        return np.concatenate((out[:cut_lo], out[cut_hi:]))
 
 
 class _Sink:
