@@ -28,7 +28,7 @@ from aiohttp import web
 
 from . import rest
 from .apierror import ApiError, api_version, new_request_id, rest_error_body
-from .state import ServerState
+from .state import API_VERSION, REQUEST_ID, STREAMING, ServerState
 from .stream import handle_websocket
 
 __all__ = ["create_app", "STREAM_PATH", "STATE_KEY"]
@@ -69,18 +69,18 @@ async def _stream(request: web.Request) -> web.StreamResponse:
 
 @web.middleware
 async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request["request_id"] = new_request_id()
-    request["api_version"] = api_version(request.headers.get("lmnt-version"))
+    request[REQUEST_ID] = new_request_id()
+    request[API_VERSION] = api_version(request.headers.get("lmnt-version"))
     try:
         if request.path != STREAM_PATH and request.match_info.http_exception is None:
             request.app[STATE_KEY].auth.check(request.headers.get("X-API-Key"))
         response = await handler(request)
     except Exception as exc:  # every failure becomes an LMNT-shaped error
-        if request.get("streaming"):
+        if request.get(STREAMING):
             raise  # headers are out: aiohttp can only drop the connection
         response = _error_response(request, _as_api_error(request, exc))
     if not response.prepared:
-        response.headers.setdefault("request-id", request["request_id"])
+        response.headers.setdefault("request-id", request[REQUEST_ID])
     return response
 
 
@@ -90,8 +90,8 @@ def _as_api_error(request: web.Request, exc: Exception) -> ApiError:
         return exc
     if isinstance(exc, web.HTTPException):
         return _from_http(request, exc)
-    log.exception("request %s failed", request["request_id"])
-    return ApiError("internal_server_error", f"internal error; request id {request['request_id']}")
+    log.exception("request %s failed", request[REQUEST_ID])
+    return ApiError("internal_server_error", f"internal error; request id {request[REQUEST_ID]}")
 
 
 def _from_http(request: web.Request, exc: web.HTTPException) -> ApiError:
@@ -104,7 +104,7 @@ def _from_http(request: web.Request, exc: web.HTTPException) -> ApiError:
 
 
 def _error_response(request: web.Request, err: ApiError) -> web.Response:
-    body = rest_error_body(err, request["api_version"])
+    body = rest_error_body(err, request[API_VERSION])
     return web.json_response(body, status=err.status)
 
 

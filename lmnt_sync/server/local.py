@@ -150,7 +150,7 @@ class LocalServer:
             if self._data_dir is None:
                 self._data_dir = Path(tempfile.mkdtemp(prefix="lmnt-local-"))
             self._ready.clear()
-            self._thread = threading.Thread(target=self._run, name="lmnt-local-server", daemon=True)
+            self._thread = threading.Thread(target=self._run, name="lmnt-sync-server", daemon=True)
             self._thread.start()
         if not self._ready.wait(timeout):
             self.stop()
@@ -219,7 +219,7 @@ class LocalServer:
     async def _startup(self) -> None:
         assert self._data_dir is not None
         voices = VoiceStore(self._engine.voices(), self._engine.name, self._data_dir)
-        self._executor = ThreadPoolExecutor(worker_count(), thread_name_prefix="lmnt-local-synth")
+        self._executor = ThreadPoolExecutor(worker_count(), thread_name_prefix="lmnt-sync-synth")
         state = ServerState(
             engine=self._engine, voices=voices,
             auth=Auth(None if self._accept_any_key else self._api_key),

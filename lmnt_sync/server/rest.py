@@ -31,7 +31,7 @@ from aiohttp import BodyPartReader, web
 
 from .apierror import ApiError, json_object
 from .codecs import Encoder, content_type, normalize_format, normalize_sample_rate
-from .state import ServerState
+from .state import API_VERSION, REQUEST_ID, STREAMING, ServerState
 from .synthesis import encode_next, in_worker, synthesize_all
 
 __all__ = [
@@ -86,10 +86,10 @@ async def speech_bytes(request: web.Request) -> web.StreamResponse:
     # The first chunk is made before the headers go out, so a synthesis
     # failure can still be reported with a proper status.
     step = await in_worker(state.executor, encode_next, chunks, encoder)
-    response = web.StreamResponse(headers={"request-id": request["request_id"]})
+    response = web.StreamResponse(headers={"request-id": request[REQUEST_ID]})
     response.content_type = content_type(params.format)
     await response.prepare(request)
-    request["streaming"] = True  # from here on errors can only cut the stream
+    request[STREAMING] = True  # from here on errors can only cut the stream
     try:
         while step is not None:
             await response.write(step[1])
@@ -110,7 +110,7 @@ async def speech_detailed(request: web.Request) -> web.Response:
     audio, words = await in_worker(state.executor, synthesize_all, state.engine, params.text,
                                    params.engine_voice, encoder)
     body: Dict[str, Any] = {"audio": base64.b64encode(audio).decode("ascii")}
-    if request["api_version"] is not None:
+    if request[API_VERSION] is not None:
         if params.timings:
             body["timestamps"] = words
     else:
@@ -132,7 +132,7 @@ def _speech_params(fields: Dict[str, Any], state: ServerState, request: web.Requ
     if not isinstance(voice, str) or not voice:
         raise ApiError("invalid_request_error", "'voice' is required")
     fmt = _format(fields.get("format"))
-    wants = fields.get("return_timestamps") if request["api_version"] else None
+    wants = fields.get("return_timestamps") if request[API_VERSION] else None
     if wants is None:
         wants = fields.get("return_durations", fields.get("durations"))
     return _SpeechParams(
@@ -295,7 +295,7 @@ async def account(request: web.Request) -> web.Response:
     used = state.characters
     plan: Dict[str, Any] = {"character_limit": CHARACTER_LIMIT, "commercial_use_allowed": True,
                             "type": "local"}
-    if request["api_version"] is not None:
+    if request[API_VERSION] is not None:
         usage: Dict[str, Any] = {"characters": max(CHARACTER_LIMIT - used, 0)}
     else:
         created = len(state.voices.list(owner="me"))

@@ -11,13 +11,30 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set
 
+from aiohttp import web
+
 from .auth import Auth
 from .engines.base import Engine
 from .voices import VoiceStore
 
-__all__ = ["Limits", "FrameRecorder", "ServerState", "DEFAULT_MAX_SESSIONS"]
+__all__ = [
+    "Limits", "FrameRecorder", "ServerState", "DEFAULT_MAX_SESSIONS",
+    "REQUEST_ID", "API_VERSION", "STREAMING",
+]
 
 DEFAULT_MAX_SESSIONS = 128
+
+
+def _request_key(name: str, kind: type) -> Any:
+    """Return a typed request key (aiohttp >= 3.12) or a plain string key."""
+    key_class = getattr(web, "RequestKey", None)
+    return key_class(name, kind) if key_class is not None else name
+
+
+#: Per-request values set by the middleware / handlers.
+REQUEST_ID = _request_key("lmnt_request_id", str)
+API_VERSION = _request_key("lmnt_api_version", object)  # "1.1", "1.2" or None (legacy)
+STREAMING = _request_key("lmnt_streaming", bool)  # headers already sent
 
 
 @dataclass(frozen=True)

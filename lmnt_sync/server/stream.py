@@ -38,7 +38,7 @@ from aiohttp import WSMsgType, web
 from .apierror import ApiError, new_request_id
 from .buffering import TextBuffer
 from .codecs import Encoder
-from .state import ServerState
+from .state import STREAMING, ServerState
 from .synthesis import encode_next, in_worker
 from .timeline import Timeline
 from .wire import (
@@ -79,7 +79,7 @@ async def handle_websocket(request: web.Request, state: ServerState) -> web.Stre
     )
     ws.headers["request-id"] = request_id  # equals ready.request_id
     await ws.prepare(request)
-    request["streaming"] = True  # the upgrade is sent: errors go in-band now
+    request[STREAMING] = True  # the upgrade is sent: errors go in-band now
     state.connections.add(ws)
     try:
         session = await _open_session(ws, state, request_id)
