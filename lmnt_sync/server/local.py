@@ -9,6 +9,12 @@ Usage::
 The server owns one event loop in a named daemon thread and a small pool
 of worker threads for synthesis; :meth:`LocalServer.stop` closes every
 session, joins all of them and removes a temporary data folder.
+
+Engines: the chosen engine is the primary one (it speaks LMNT's voice ids
+when it has a voice of the right gender). With a real engine, the voices of
+the other installed real engines are offered too, so the list holds several
+local voices even though each real engine ships one; the synthetic engine
+serves alone, which keeps tests deterministic and model-free.
 """
 from __future__ import annotations
 
@@ -22,25 +28,56 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from aiohttp import web
 
 from .app import create_app
 from .auth import Auth
-from .engines import DEFAULT_ENGINE, get_engine
-from .engines.base import Engine
+from .engines import DEFAULT_ENGINE, engine_names, get_engine
+from .engines.base import Engine, LocalVoice
 from .state import DEFAULT_MAX_SESSIONS, FrameRecorder, Limits, ServerState
 from .voices import VoiceStore
 
-__all__ = ["LocalServer", "worker_count"]
+__all__ = ["LocalServer", "worker_count", "load_engines", "get_engine_or_none"]
 
 log = logging.getLogger("lmnt_sync.server")
+_TEST_ENGINE = "synthetic"
 
 
 def worker_count() -> int:
     """Return the synthesis thread count: one per core, 2 to 8."""
     return max(2, min(8, os.cpu_count() or 2))
+
+
+def load_engines(primary: Engine) -> Tuple[Dict[str, Engine], List[Tuple[str, LocalVoice]]]:
+    """Return the engines to serve and their voices, ``primary`` first.
+
+    Cheap: no model weights are loaded. Other real engines whose packages
+    are missing are skipped.
+    """
+    engines: Dict[str, Engine] = {primary.name: primary}
+    voices = [(primary.name, v) for v in primary.voices()]
+    if primary.name == _TEST_ENGINE or get_engine_or_none(primary.name) is not primary:
+        return engines, voices  # synthetic or a caller's own engine: alone
+    for name in engine_names():
+        engine = get_engine_or_none(name) if name not in (primary.name, _TEST_ENGINE) else None
+        try:
+            extra = [(name, v) for v in engine.voices()] if engine is not None else []
+        except ImportError:
+            continue
+        if extra:
+            engines[name] = engine
+            voices.extend(extra)
+    return engines, voices
+
+
+def get_engine_or_none(name: str) -> Optional[Engine]:
+    """Return registry engine ``name``, or None if unknown or not installed."""
+    try:
+        return get_engine(name)
+    except (ValueError, ImportError):
+        return None
 
 
 class LocalServer:
@@ -218,10 +255,11 @@ class LocalServer:
 
     async def _startup(self) -> None:
         assert self._data_dir is not None
-        voices = VoiceStore(self._engine.voices(), self._engine.name, self._data_dir)
+        engines, local_voices = load_engines(self._engine)
+        voices = VoiceStore(local_voices, self._engine.name, self._data_dir)
         self._executor = ThreadPoolExecutor(worker_count(), thread_name_prefix="lmnt-sync-synth")
         state = ServerState(
-            engine=self._engine, voices=voices,
+            engines=engines, voices=voices,
             auth=Auth(None if self._accept_any_key else self._api_key),
             limits=self._limits, executor=self._executor, recorder=self._recorder,
         )

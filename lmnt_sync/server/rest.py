@@ -32,7 +32,8 @@ from aiohttp import BodyPartReader, web
 from .apierror import ApiError, json_object
 from .codecs import Encoder, content_type, normalize_format, normalize_sample_rate
 from .state import API_VERSION, REQUEST_ID, STREAMING, ServerState
-from .synthesis import encode_next, in_worker, synthesize_all
+from .synthesis import ChunkSource, in_worker, synthesize_all
+from .voices import VoiceRef
 
 __all__ = [
     "STATE_KEY",
@@ -62,7 +63,7 @@ _FALSE = {"false", "0", "no", "off", ""}
 @dataclass(frozen=True)
 class _SpeechParams:
     text: str
-    engine_voice: str
+    voice: VoiceRef
     format: str
     sample_rate: int
     timings: bool
@@ -76,16 +77,17 @@ async def speech_bytes(request: web.Request) -> web.StreamResponse:
     """Handle ``POST /v1/ai/speech/bytes``: audio bytes, streamed if possible."""
     state = request.app[STATE_KEY]
     params = _speech_params(await _read_fields(request), state, request)
-    encoder = Encoder(params.format, params.sample_rate, state.engine.sample_rate)
+    engine = state.engines[params.voice.engine]
+    encoder = Encoder(params.format, params.sample_rate, engine.sample_rate)
     state.characters += len(params.text)
     if params.format not in _STREAMABLE:
-        audio, _ = await in_worker(state.executor, synthesize_all, state.engine, params.text,
-                                   params.engine_voice, encoder)
+        audio, _ = await in_worker(state.executor, synthesize_all, engine, params.text,
+                                   params.voice.voice, encoder)
         return web.Response(body=audio, content_type=content_type(params.format))
-    chunks = state.engine.synthesize(params.text, params.engine_voice)
+    source = ChunkSource(engine, params.text, params.voice.voice, encoder)
     # The first chunk is made before the headers go out, so a synthesis
     # failure can still be reported with a proper status.
-    step = await in_worker(state.executor, encode_next, chunks, encoder)
+    step = await in_worker(state.executor, source.next_encoded)
     response = web.StreamResponse(headers={"request-id": request[REQUEST_ID]})
     response.content_type = content_type(params.format)
     await response.prepare(request)
@@ -93,7 +95,7 @@ async def speech_bytes(request: web.Request) -> web.StreamResponse:
     try:
         while step is not None:
             await response.write(step[1])
-            step = await in_worker(state.executor, encode_next, chunks, encoder)
+            step = await in_worker(state.executor, source.next_encoded)
         await response.write(await in_worker(state.executor, encoder.finish))
         await response.write_eof()
     except ConnectionResetError:
@@ -105,10 +107,11 @@ async def speech_detailed(request: web.Request) -> web.Response:
     """Handle ``POST /v1/ai/speech``: JSON with base64 audio and timings."""
     state = request.app[STATE_KEY]
     params = _speech_params(await _read_fields(request), state, request)
-    encoder = Encoder(params.format, params.sample_rate, state.engine.sample_rate)
+    engine = state.engines[params.voice.engine]
+    encoder = Encoder(params.format, params.sample_rate, engine.sample_rate)
     state.characters += len(params.text)
-    audio, words = await in_worker(state.executor, synthesize_all, state.engine, params.text,
-                                   params.engine_voice, encoder)
+    audio, words = await in_worker(state.executor, synthesize_all, engine, params.text,
+                                   params.voice.voice, encoder)
     body: Dict[str, Any] = {"audio": base64.b64encode(audio).decode("ascii")}
     if request[API_VERSION] is not None:
         if params.timings:
@@ -137,7 +140,7 @@ def _speech_params(fields: Dict[str, Any], state: ServerState, request: web.Requ
         wants = fields.get("return_durations", fields.get("durations"))
     return _SpeechParams(
         text=text,
-        engine_voice=state.voices.resolve(voice),
+        voice=state.voices.resolve(voice),
         format=fmt,
         sample_rate=_rate(fields.get("sample_rate"), fmt),
         timings=_flag(wants, "return_timestamps"),

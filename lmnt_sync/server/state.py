@@ -105,7 +105,8 @@ class ServerState:
     """The shared objects of one server.
 
     Attributes:
-        engine: the speech engine.
+        engines: the speech engines by name (the voice store says which
+            engine speaks which voice).
         voices: the voice store.
         auth: the API-key check.
         limits: resource limits.
@@ -116,7 +117,7 @@ class ServerState:
         characters: characters synthesized so far (for ``/v1/account``).
     """
 
-    engine: Engine
+    engines: Dict[str, Engine]
     voices: VoiceStore
     auth: Auth
     limits: Limits

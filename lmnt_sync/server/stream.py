@@ -13,9 +13,12 @@ Per connection two tasks run on the server's event loop:
 Ordering guarantees (PROTOCOL.md §1.5): an acknowledgement is queued behind
 the segments it covers, so ``flush_complete`` follows all audio of its flush;
 the encoder is drained first (:meth:`Encoder.drain`) so no audio of that
-flush stays inside it. ``reset`` removes queued segments at once and stops
-the segment being spoken at its next chunk; ``reset_complete`` then follows
-the audio already on its way. ``finish`` speaks the rest, ends the encoder
+flush stays inside it. ``reset`` removes queued segments at once -- also those an
+earlier flush queued whose audio has not been made yet (a reset means "stop
+talking": nothing said before it is spoken after it) -- and stops the
+segment being spoken at its next chunk; acknowledgements already queued
+still go out in order, and ``reset_complete`` follows the audio already on
+its way. ``finish`` speaks the rest, ends the encoder
 (:meth:`Encoder.finish`), sends the remaining audio and closes with 1000;
 no ``flush_complete`` is sent for it. When the speaker runs out of work it
 drains the encoder so the end of a sentence is not held back waiting for
@@ -39,7 +42,8 @@ from .apierror import ApiError, new_request_id
 from .buffering import TextBuffer
 from .codecs import Encoder
 from .state import STREAMING, ServerState
-from .synthesis import encode_next, in_worker
+from .synthesis import ChunkSource, in_worker
+from .voices import VoiceRef
 from .timeline import Timeline
 from .wire import (
     Finish, Flush, Generation, Reset, SessionConfig, Text, ack_frame, decode_json,
@@ -104,7 +108,7 @@ async def _open_session(
         generation = detect_generation(init)
         config = parse_init(init)
         state.auth.check(config.api_key)
-        engine_voice = state.voices.resolve(config.voice)
+        voice = state.voices.resolve(config.voice)
         if len(state.sessions) >= state.limits.max_sessions:
             raise ApiError("rate_limit_error", "too many concurrent sessions (limit "
                            f"{state.limits.max_sessions}); try again later")
@@ -113,7 +117,7 @@ async def _open_session(
     except ApiError as err:
         await _send_error(ws, generation, err, request_id)
         return None
-    return SpeechSession(ws, state, config, engine_voice, request_id, frames)
+    return SpeechSession(ws, state, config, voice, request_id, frames)
 
 
 class _Closed(Exception):
@@ -159,11 +163,12 @@ class SpeechSession:
     """
 
     def __init__(self, ws: web.WebSocketResponse, state: ServerState, config: SessionConfig,
-                 engine_voice: str, request_id: str, frames: Optional[List[Dict[str, Any]]]) -> None:
+                 voice: VoiceRef, request_id: str, frames: Optional[List[Dict[str, Any]]]) -> None:
         self._ws = ws
         self._state = state
         self._config = config
-        self._voice = engine_voice
+        self._engine = state.engines[voice.engine]
+        self._voice = voice.voice
         self._request_id = request_id
         self._frames = frames
         self._buffer = TextBuffer()
@@ -175,9 +180,9 @@ class SpeechSession:
         self._closing = False  # the speaker (or an error) is closing the socket
         self._announced_empty = False  # legacy: buffer_empty=true already sent
         self._send_lock = asyncio.Lock()
-        engine = state.engine
-        self._encoder = Encoder(config.format, config.sample_rate, engine.sample_rate)
-        self._timeline = Timeline(engine.sample_rate, config.cumulative_timestamps)
+        rate = self._engine.sample_rate
+        self._encoder = Encoder(config.format, config.sample_rate, rate)
+        self._timeline = Timeline(rate, config.cumulative_timestamps)
 
     async def run(self) -> None:
         """Serve the session until it closes; never raises for client faults."""
@@ -288,9 +293,9 @@ class SpeechSession:
     async def _speak_segment(self, text: str) -> None:
         epoch = self._epoch
         self._state.characters += len(text)
-        chunks = self._state.engine.synthesize(text, self._voice)
+        source = ChunkSource(self._engine, text, self._voice, self._encoder)
         while epoch == self._epoch:
-            step = await self._in_worker(encode_next, chunks, self._encoder)
+            step = await self._in_worker(source.next_encoded)
             if step is None or epoch != self._epoch:
                 break  # done, or a reset made this audio unwanted
             self._timeline.add(step[0])

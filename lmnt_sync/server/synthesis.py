@@ -1,9 +1,11 @@
 """Blocking synthesis steps that run in worker threads, never on the loop.
 
 The engines are CPU-bound, so the event loop hands these functions to the
-server's executor: :func:`encode_next` for streaming (one chunk at a time,
-so the first audio leaves early) and :func:`synthesize_all` for responses
-that need the whole audio first.
+server's executor: :meth:`ChunkSource.next_encoded` for streaming (one chunk
+at a time, so the first audio leaves early) and :func:`synthesize_all` for
+responses that need the whole audio first. Even creating an engine's chunk
+iterator may run model code (or load weights on first use), so that too
+happens in the worker.
 """
 from __future__ import annotations
 
@@ -15,19 +17,34 @@ from .codecs import Encoder
 from .engines.base import Engine, SpeechChunk
 from .timeline import Timeline
 
-__all__ = ["encode_next", "synthesize_all", "in_worker"]
+__all__ = ["ChunkSource", "synthesize_all", "in_worker"]
 
 T = TypeVar("T")
 
 
-def encode_next(chunks: Iterator[SpeechChunk], encoder: Encoder) -> Optional[Tuple[SpeechChunk, bytes]]:
-    """Synthesize and encode the next chunk; None when the text is done.
+class ChunkSource:
+    """The chunks of one text, synthesized and encoded one step at a time.
 
-    Blocks for one chunk's synthesis. Not thread-safe per ``chunks``/``encoder``:
-    callers run one step at a time per stream.
+    Not thread-safe: callers run one step at a time per source (each step
+    may run in a different worker thread).
     """
-    chunk = next(chunks, None)
-    return None if chunk is None else (chunk, encoder.encode(chunk.pcm))
+
+    def __init__(self, engine: Engine, text: str, voice: str, encoder: Encoder) -> None:
+        self._engine = engine
+        self._text = text
+        self._voice = voice
+        self._encoder = encoder
+        self._chunks: Optional[Iterator[SpeechChunk]] = None
+
+    def next_encoded(self) -> Optional[Tuple[SpeechChunk, bytes]]:
+        """Return the next chunk and its encoded audio; None when done.
+
+        Blocks for one chunk's synthesis (plus a model load on first use).
+        """
+        if self._chunks is None:
+            self._chunks = iter(self._engine.synthesize(self._text, self._voice))
+        chunk = next(self._chunks, None)
+        return None if chunk is None else (chunk, self._encoder.encode(chunk.pcm))
 
 
 def synthesize_all(engine: Engine, text: str, voice: str,

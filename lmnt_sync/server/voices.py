@@ -2,11 +2,13 @@
 
 Three kinds of voices are listed (all answer ``GET /v1/ai/voice/list``):
 
-* **local** voices of the running engine (owner ``system``), e.g. ``synth``;
+* **local** voices of the server's engines (owner ``system``), e.g. ``joe``
+  (piper) or ``synth`` (synthetic); each engine voice id is unique;
 * **LMNT system ids** such as ``lily``, ``leah``, ``ava`` and the preset list
   of PROTOCOL.md §2.7 (owner ``system``): accepted so that code written for
-  the cloud runs unchanged, each mapped to a local voice; the description
-  says which one;
+  the cloud runs unchanged, each mapped to a local voice -- one of the same
+  gender as the name suggests when there is one, preferring the primary
+  engine; the description says which one;
 * **created** voices (owner ``me``). Nothing is cloned: a created voice
   speaks with a built-in voice chosen when it is created, and its
   description says so. Uploaded audio is kept under generated file names
@@ -24,12 +26,12 @@ import time
 import uuid
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .apierror import ApiError
 from .engines.base import LocalVoice
 
-__all__ = ["PRESET_VOICES", "VoiceStore", "UPLOAD_SUFFIXES"]
+__all__ = ["PRESET_VOICES", "VoiceStore", "VoiceRef", "UPLOAD_SUFFIXES"]
 
 #: LMNT system voice ids accepted locally, with the gender their name
 #: suggests (only used to pick a local voice of the same gender if any).
@@ -54,24 +56,38 @@ _UPDATABLE = ("name", "description", "gender", "starred", "tags")
 _STORE_FILE = "voices.json"
 
 
+class VoiceRef(NamedTuple):
+    """Which engine speaks a voice, and with which of its voices."""
+
+    engine: str
+    voice: str
+
+
 class VoiceStore:
     """Voices known to one server.
 
     Args:
-        local_voices: the engine's voices (at least one).
-        engine_name: shown in descriptions.
+        local_voices: ``(engine name, voice)`` pairs, primary engine first;
+            a later duplicate voice id is ignored.
+        primary: the primary engine's name (preferred for LMNT ids).
         data_dir: folder for ``voices.json`` and ``uploads/`` (created).
 
     Raises:
-        ValueError: ``local_voices`` is empty or ``voices.json`` is corrupt
-            (it is left untouched so nothing is lost).
+        ValueError: no voices, or ``voices.json`` is corrupt (it is left
+            untouched so nothing is lost).
     """
 
-    def __init__(self, local_voices: Sequence[LocalVoice], engine_name: str, data_dir: Path) -> None:
+    def __init__(self, local_voices: Sequence[Tuple[str, LocalVoice]], primary: str,
+                 data_dir: Path) -> None:
         if not local_voices:
-            raise ValueError(f"engine {engine_name!r} offers no voices")
-        self._local = {v.id: v for v in local_voices}
-        self._engine = engine_name
+            raise ValueError(f"engine {primary!r} offers no voices")
+        self._local: Dict[str, LocalVoice] = {}
+        self._engine_of: Dict[str, str] = {}
+        for engine, voice in local_voices:
+            if voice.id not in self._local:
+                self._local[voice.id] = voice
+                self._engine_of[voice.id] = engine
+        self._primary = primary
         self._dir = Path(data_dir)
         self._uploads = self._dir / "uploads"
         self._uploads.mkdir(parents=True, exist_ok=True)
@@ -108,12 +124,15 @@ class VoiceStore:
             return self._preset_object(voice_id)
         raise self._unknown(voice_id)
 
-    def resolve(self, voice_id: str) -> str:
-        """Return the engine voice id that speaks for ``voice_id``.
+    def resolve(self, voice_id: str) -> VoiceRef:
+        """Return the engine and engine voice that speak for ``voice_id``.
 
         Raises:
             ApiError: not_found_error for an unknown id.
         """
+        return self._ref(self._local_id(voice_id))
+
+    def _local_id(self, voice_id: str) -> str:
         if voice_id in self._local:
             return voice_id
         if voice_id in PRESET_VOICES:
@@ -122,8 +141,11 @@ class VoiceStore:
         if record is None:
             raise self._unknown(voice_id)
         base = record.get("base_voice")
-        # The engine may have changed since the voice was created.
+        # The engines may have changed since the voice was created.
         return base if base in self._local else self._pick_local(record.get("gender"), voice_id)
+
+    def _ref(self, local_id: str) -> VoiceRef:
+        return VoiceRef(self._engine_of[local_id], local_id)
 
     # -- changes -----------------------------------------------------------
 
@@ -155,7 +177,7 @@ class VoiceStore:
         voice_id = str(uuid.uuid4())
         base = self._pick_local(gender, voice_id)
         note = (f"Local voice: speaks with the built-in voice '{base}' "
-                f"({self._engine} engine); no cloning from the uploaded audio.")
+                f"({self._engine_of[base]} engine); no cloning from the uploaded audio.")
         self._created[voice_id] = {
             "id": voice_id, "name": name, "gender": gender, "tags": list(tags),
             "description": f"{description} ({note})" if description else note,
@@ -215,9 +237,14 @@ class VoiceStore:
         return list(self._local) + [p for p in PRESET_VOICES if p not in self._local]
 
     def _pick_local(self, gender: Optional[str], key: str) -> str:
-        """Choose a local voice: same gender if any, stable for ``key``."""
-        candidates = [v.id for v in self._local.values() if gender and v.gender == gender]
-        candidates = candidates or list(self._local)
+        """Choose a local voice, stable for ``key``.
+
+        Preference: primary engine and same gender; any engine and same
+        gender; primary engine; any voice.
+        """
+        primary = [i for i in self._local if self._engine_of[i] == self._primary]
+        same = [i for i in self._local if gender and self._local[i].gender == gender]
+        candidates = ([i for i in primary if i in same] or same or primary or list(self._local))
         return candidates[zlib.crc32(key.encode()) % len(candidates)]
 
     def _base_object(self, voice_id: str, name: str, owner: str) -> Dict[str, Any]:
@@ -225,17 +252,19 @@ class VoiceStore:
                 "starred": voice_id in self._starred, "type": "instant", "preview_url": None}
 
     def _local_object(self, voice: LocalVoice) -> Dict[str, Any]:
+        engine = self._engine_of[voice.id]
         return {**self._base_object(voice.id, voice.name, "system"), "gender": voice.gender,
-                "tags": ["local", self._engine],
-                "description": f"{voice.description} (local {self._engine} voice)"}
+                "tags": ["local", engine],
+                "description": f"{voice.description} (local {engine} voice)"}
 
     def _preset_object(self, voice_id: str) -> Dict[str, Any]:
-        local = self._local[self.resolve(voice_id)]
+        local = self._local[self._local_id(voice_id)]
+        engine = self._engine_of[local.id]
         name = voice_id.replace("-", " ").title()
         return {**self._base_object(voice_id, name, "system"), "gender": local.gender,
-                "tags": ["lmnt-system-id", self._engine],
+                "tags": ["lmnt-system-id", engine],
                 "description": (f"LMNT system voice id '{voice_id}', accepted locally and "
-                                f"spoken by the local voice '{local.id}' ({self._engine} engine)")}
+                                f"spoken by the local voice '{local.id}' ({engine} engine)")}
 
     def _created_object(self, record: Dict[str, Any]) -> Dict[str, Any]:
         return {**self._base_object(record["id"], record["name"], "me"),
