@@ -4,7 +4,8 @@
 
     LmntError
     ├── ConfigurationError (ValueError)        bad argument or missing setting
-    │   └── MissingAPIKeyError                 no key given and LMNT_API_KEY unset
+    │   ├── MissingAPIKeyError                 no key given and LMNT_API_KEY unset
+    │   └── MissingDependencyError             an optional extra is not installed (names it)
     ├── LocalProtocolError (RuntimeError)      this program misused a session
     ├── TimeoutError (builtins.TimeoutError)   a blocking call ran out of its budget
     ├── APIConnectionError (ConnectionError)   could not reach the server / transport broke
@@ -12,6 +13,7 @@
     │   ├── ConnectionClosedOK                 ... normally (code 1000)
     │   └── ConnectionClosedError              ... abnormally; __cause__ tells why
     ├── ProtocolError                          the server sent something off-protocol
+    ├── PlaybackError                          the audio device failed (open, write)
     └── APIError                               the server answered with an error
         ├── SessionError                       error message on a streaming session
         └── APIStatusError                     a REST call got a non-2xx status
@@ -55,6 +57,8 @@ __all__ = [
     "RateLimitError",
     "InternalServerError",
     "status_error_class",
+    "MissingDependencyError",
+    "PlaybackError",
 ]
 
 
@@ -215,3 +219,11 @@ def status_error_class(status_code: int) -> type:
     if status_code >= 500:
         return InternalServerError
     return _STATUS_CLASSES.get(status_code, APIStatusError)
+
+
+class MissingDependencyError(ConfigurationError):
+    """An optional dependency is missing; the message names the extra (and system package) to install."""
+
+
+class PlaybackError(LmntError):
+    """The audio output device could not be opened or failed while playing; the message says which."""
