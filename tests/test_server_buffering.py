@@ -1,0 +1,72 @@
+"""Table tests for lmnt_sync.server.buffering: when buffered text becomes a segment."""
+import pytest
+
+from lmnt_sync.server.buffering import BufferRules, TextBuffer
+
+# (pieces pushed one by one, segments expected after each push)
+PUSH_TABLE = [
+    pytest.param(["Hello world."], [[]], id="sentence-end-needs-following-whitespace"),
+    pytest.param(["Hello world. "], [["Hello world."]], id="sentence-released-at-whitespace"),
+    pytest.param(["Hel", "lo wor", "ld. "], [[], [], ["Hello world."]], id="mid-word-pieces-join-without-separator"),
+    pytest.param(["Yes! No? Maybe. "], [["Yes!", "No?", "Maybe."]], id="every-complete-sentence-released"),
+    pytest.param(['He said "stop." Then '], [['He said "stop."']], id="closing-quote-after-sentence-mark"),
+    pytest.param(["Pi is 3.14 roughly"], [[]], id="decimal-point-is-not-a-sentence-end"),
+    pytest.param(["Well, you see, I think "], [["Well, you see,"]], id="first-segment-starts-at-clause-boundary"),
+    pytest.param(["Hi, there "], [[]], id="clause-too-short-for-early-start"),
+    pytest.param(["one two three four five six seven eight nine "],
+                 [["one two three four five six seven eight"]], id="first-segment-after-max-words"),
+    pytest.param(["one two three four five six seven eight"], [[]], id="last-word-may-continue"),
+    pytest.param(["First one. and then, after that, more words "], [["First one."]],
+                 id="later-segments-wait-for-sentence-end"),
+]
+
+
+@pytest.mark.parametrize("pieces, expected", PUSH_TABLE)
+def test_push_releases_segments(pieces, expected):
+    """Pushing pieces releases exactly the expected segments after each push."""
+    buffer = TextBuffer()
+    assert [buffer.push(piece) for piece in pieces] == expected
+
+
+def test_run_on_text_is_cut_at_max_words_preferring_a_clause():
+    """A later run-on segment is cut at max_words, at the last clause boundary before it."""
+    buffer = TextBuffer(BufferRules(max_words=6))
+    assert buffer.push("Start. ") == ["Start."]
+    assert buffer.push("a b c, d e f g h ") == ["a b c,"]
+    assert buffer.flush() == ["d e f g h"]
+
+
+def test_flush_releases_everything_and_starts_a_new_turn():
+    """flush() returns the rest as one segment; an empty buffer flushes nothing."""
+    buffer = TextBuffer()
+    assert buffer.push("First sentence. and the rest") == ["First sentence."]
+    assert buffer.flush() == ["and the rest"]
+    assert buffer.flush() == []
+    assert buffer.push("Well, you see, ") == ["Well, you see,"]
+
+
+def test_early_start_applies_once_per_turn():
+    """Only the first segment of a turn starts at a clause; later ones wait for a sentence end."""
+    buffer = TextBuffer()
+    assert buffer.push("Well, you see, I think ") == ["Well, you see,"]
+    assert buffer.push("that, as they say, ") == []
+    buffer.flush()
+    assert buffer.push("Again, as they say, ") == ["Again, as they say,"]
+
+
+def test_reset_drops_text_and_starts_a_new_turn():
+    """reset() forgets buffered text; the next first segment starts early."""
+    buffer = TextBuffer()
+    assert buffer.push("Start. Hello, this will be") == ["Start."]
+    buffer.reset()
+    assert buffer.is_empty and buffer.pending_chars == 0
+    assert buffer.push("Fresh start, three words, ") == ["Fresh start, three words,"]
+    assert buffer.flush() == []
+
+
+def test_whitespace_only_is_empty_and_never_a_segment():
+    """Whitespace is buffered but never spoken as a segment."""
+    buffer = TextBuffer()
+    assert buffer.push("   \n ") == []
+    assert buffer.is_empty
+    assert buffer.flush() == []
