@@ -36,7 +36,7 @@ __all__ = [
 
 #: Engine used when the caller names none; chosen from the figures in
 #: BENCHMARKS.md "## Engines" (see the reasoning there).
-DEFAULT_ENGINE = "piper"
+DEFAULT_ENGINE = "hibari"
 
 # name -> (module, class); modules are imported lazily by get_engine().
 _REGISTRY: Dict[str, Tuple[str, str]] = {
