@@ -161,9 +161,10 @@ class Encoder:
         """Return all audio given so far, keeping the stream open.
 
         Codec frames are completed with silence, which stays in the stream
-        (mp3: up to 5 frames of 576 samples, for LAME's look-ahead; Opus:
-        one or two 20 ms frames; aac: up to 4 frames of 1024). Resampling
-        adds no time (see ``_Resampler``). The stream stays valid and later
+        (mp3: up to 5 frames of 576 samples for LAME's look-ahead, ~100 ms
+        at 24 kHz, ~290 ms at 8 kHz; Opus: one or two 20 ms frames; aac: up
+        to 4 frames of 1024); :attr:`padding_seconds` totals it. Raw PCM and
+        ulaw add nothing, and resampling adds no time (see ``_Resampler``). The stream stays valid and later
         audio follows on. ``wav`` is not streamable and keeps everything for
         :meth:`finish`.
 
@@ -189,6 +190,15 @@ class Encoder:
         if self._resampler is not None:
             out = self._sink.write(self._resampler.finish())
         return out + self._sink.finish()
+
+    @property
+    def padding_seconds(self) -> float:
+        """Seconds of silence :meth:`drain` has inserted so far (codec frames).
+
+        Audio given after a drain plays this much later than the input
+        timeline says; a server keeping cumulative timestamps can add it.
+        """
+        return self._sink.padded / self.sample_rate
 
     def _check_open(self) -> None:
         if self._finished:
@@ -246,6 +256,7 @@ class _Sink:
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
+        self.padded = 0  # samples of silence drain() inserted
 
     def write(self, samples: np.ndarray) -> bytes:
         raise NotImplementedError
@@ -369,6 +380,8 @@ class _Framed(_Sink):
         return self._wrap(packets)
 
     def drain(self) -> bytes:
+        if len(self._pending):
+            self.padded += self._frame_size - len(self._pending)
         packets = self._flush_pending()
         silence = np.zeros(self._frame_size, np.int16)
         # Encoders keep look-ahead; feed silent frames until the packets
@@ -376,6 +389,7 @@ class _Framed(_Sink):
         for _ in range(_MAX_DRAIN_FRAMES):
             if self._covered >= self._real:
                 break
+            self.padded += self._frame_size
             packets.extend(self._encode(silence))
         return self._wrap(packets)
 
