@@ -45,6 +45,17 @@ def connect(server, init: Optional[Dict[str, Any]] = None, timeout: float = 10.0
     return ws
 
 
+def close(ws: websocket.WebSocket) -> None:
+    """Close ``ws`` and its socket.
+
+    websocket-client's close() returns early once it has answered the
+    server's close frame, leaving the socket open until garbage collection;
+    shutdown() releases it now.
+    """
+    ws.close()
+    ws.shutdown()
+
+
 def send(ws: websocket.WebSocket, *messages: Dict[str, Any]) -> None:
     """Send each message as one JSON text frame."""
     for message in messages:

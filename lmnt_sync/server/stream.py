@@ -13,12 +13,11 @@ Per connection two tasks run on the server's event loop:
 Ordering guarantees (PROTOCOL.md §1.5): an acknowledgement is queued behind
 the segments it covers, so ``flush_complete`` follows all audio of its flush;
 the encoder is drained first (:meth:`Encoder.drain`) so no audio of that
-flush stays inside it. ``reset`` removes queued segments at once -- also those an
-earlier flush queued whose audio has not been made yet (a reset means "stop
-talking": nothing said before it is spoken after it) -- and stops the
-segment being spoken at its next chunk; acknowledgements already queued
-still go out in order, and ``reset_complete`` follows the audio already on
-its way. ``finish`` speaks the rest, ends the encoder
+flush stays inside it. ``reset`` drops the current *turn* (the text sent since the
+last flush): the buffer, its segments still queued, and the segment of it
+being spoken, which stops at its next chunk. Text an earlier flush already
+committed is still spoken, because its ``flush_complete`` promises that
+audio. ``reset_complete`` follows the audio already on its way. ``finish`` speaks the rest, ends the encoder
 (:meth:`Encoder.finish`), sends the remaining audio and closes with 1000;
 no ``flush_complete`` is sent for it. When the speaker runs out of work it
 drains the encoder so the end of a sentence is not held back waiting for
@@ -58,9 +57,11 @@ log = logging.getLogger("lmnt_sync.server")
 Frame = Union[str, bytes]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Segment:
     text: str
+    turn: int  # segments of one turn go between two flushes/resets
+    cancelled: bool = False  # set by a reset of its turn
 
 
 _Item = Union[_Segment, Flush, Reset, Finish]
@@ -175,7 +176,8 @@ class SpeechSession:
         self._items: Deque[_Item] = deque()
         self._wakeup = asyncio.Event()
         self._queued_chars = 0
-        self._epoch = 0  # bumped by reset; a segment of an older epoch stops
+        self._turn = 0  # bumped by flush and reset (see _Segment.turn)
+        self._speaking: Optional[_Segment] = None  # the segment being synthesized
         self._finished = False  # finish/eof received
         self._closing = False  # the speaker (or an error) is closing the socket
         self._announced_empty = False  # legacy: buffer_empty=true already sent
@@ -235,13 +237,14 @@ class SpeechSession:
             self._reset(command)
         else:  # Flush or Finish: both speak everything buffered now
             self._queue_segments(self._buffer.flush())
+            self._turn += 1
             self._put(command)
             self._finished = isinstance(command, Finish)
 
     def _queue_segments(self, segments: Sequence[str]) -> None:
         for text in segments:
             self._queued_chars += len(text)
-            self._put(_Segment(text))
+            self._put(_Segment(text, self._turn))
 
     def _check_backlog(self) -> None:
         backlog = self._buffer.pending_chars + self._queued_chars
@@ -251,10 +254,17 @@ class SpeechSession:
                            f"limit {limit}); send less text or wait for its audio")
 
     def _reset(self, command: Reset) -> None:
-        self._epoch += 1
+        turn, self._turn = self._turn, self._turn + 1
         self._buffer.reset()
-        self._items = deque(i for i in self._items if not isinstance(i, _Segment))
-        self._queued_chars = 0
+        kept: Deque[_Item] = deque()
+        for item in self._items:
+            if isinstance(item, _Segment) and item.turn == turn:
+                self._queued_chars -= len(item.text)
+            else:
+                kept.append(item)
+        self._items = kept
+        if self._speaking is not None and self._speaking.turn == turn:
+            self._speaking.cancelled = True
         self._put(command)
 
     def _put(self, item: _Item) -> None:
@@ -268,7 +278,7 @@ class SpeechSession:
             while True:
                 item = await self._next_item()
                 if isinstance(item, _Segment):
-                    await self._speak_segment(item.text)
+                    await self._speak_segment(item)
                 elif isinstance(item, (Flush, Reset)):
                     await self._acknowledge(item)
                 else:
@@ -290,17 +300,20 @@ class SpeechSession:
             self._queued_chars -= len(item.text)
         return item
 
-    async def _speak_segment(self, text: str) -> None:
-        epoch = self._epoch
-        self._state.characters += len(text)
-        source = ChunkSource(self._engine, text, self._voice, self._encoder)
-        while epoch == self._epoch:
-            step = await self._in_worker(source.next_encoded)
-            if step is None or epoch != self._epoch:
-                break  # done, or a reset made this audio unwanted
-            self._timeline.add(step[0])
-            await self._emit(step[1])
-        if not self._items and epoch == self._epoch:
+    async def _speak_segment(self, segment: _Segment) -> None:
+        self._state.characters += len(segment.text)
+        source = ChunkSource(self._engine, segment.text, self._voice, self._encoder)
+        self._speaking = segment
+        try:
+            while not segment.cancelled:
+                step = await self._in_worker(source.next_encoded)
+                if step is None or segment.cancelled:
+                    break  # done, or a reset made this audio unwanted
+                self._timeline.add(step[0])
+                await self._emit(step[1])
+        finally:
+            self._speaking = None
+        if not self._items and not segment.cancelled:
             await self._emit(await self._in_worker(self._encoder.drain), final=True)
 
     async def _acknowledge(self, item: Union[Flush, Reset]) -> None:

@@ -3,7 +3,8 @@
 Three protocol generations share ``/v1/ai/speech/stream`` (PROTOCOL.md §1).
 They are told apart by the first (init) message:
 
-* **current** (API 1.1 / 1.2): ``lmnt-version`` ≥ 1.1 or ``"type": "init"``;
+* **current** (API 1.1 / 1.2): ``lmnt-version`` ≥ 1.1 or a ``type`` key
+  (``"type": "init"``; a typed message sent too early also reads as current);
 * **command/ack** (transitional): ``"protocol_version": 2``;
 * **legacy**: anything else (including ``"lmnt-version": "1.0"``).
 
@@ -151,8 +152,8 @@ def decode_json(raw: str) -> Dict[str, Any]:
 
 def detect_generation(init: Dict[str, Any]) -> Generation:
     """Return the protocol generation an init message announces."""
-    if api_version(_str_or_none(init.get("lmnt-version"))) or init.get("type") == "init":
-        return Generation.CURRENT
+    if api_version(_str_or_none(init.get("lmnt-version"))) or "type" in init:
+        return Generation.CURRENT  # a "type" key is the typed protocol's mark
     if str(init.get("protocol_version", "")).strip() == "2":
         return Generation.COMMAND
     return Generation.LEGACY
