@@ -28,7 +28,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from aiohttp import web
 
@@ -130,10 +130,11 @@ class LocalServer:
         self._recorder = FrameRecorder(record_frames)
         self._lock = threading.Lock()  # serialises start() and stop()
         self._thread: Optional[threading.Thread] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._stop_serving: Optional[Callable[[], Any]] = None  # set once listening
         self._runner: Optional[web.AppRunner] = None
         self._executor: Optional[ThreadPoolExecutor] = None
         self._ready = threading.Event()
+        self._stop_requested = threading.Event()
         self._error: Optional[BaseException] = None
 
     # -- properties --------------------------------------------------------
@@ -187,6 +188,8 @@ class LocalServer:
             if self._data_dir is None:
                 self._data_dir = Path(tempfile.mkdtemp(prefix="lmnt-local-"))
             self._ready.clear()
+            self._stop_requested.clear()
+            self._error = None
             self._thread = threading.Thread(target=self._run, name="lmnt-sync-server", daemon=True)
             self._thread.start()
         if not self._ready.wait(timeout):
@@ -205,16 +208,17 @@ class LocalServer:
         A temporary data folder is removed.
         """
         with self._lock:
-            thread, loop = self._thread, self._loop
-            if thread is None:
+            if self._thread is None:
                 return
-            if loop is not None and thread.is_alive():
-                loop.call_soon_threadsafe(loop.stop)
+            self._stop_requested.set()
+            thread, stop_serving = self._thread, self._stop_serving
+            if stop_serving is not None:
+                stop_serving()
             thread.join(timeout)
             if thread.is_alive():
                 log.warning("local server thread did not stop within %g s", timeout)
             self._thread = None
-            self._loop = None
+            self._stop_serving = None
             if self._temp_dir and self._data_dir is not None:
                 shutil.rmtree(self._data_dir, ignore_errors=True)
                 self._data_dir = None
@@ -238,20 +242,29 @@ class LocalServer:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        self._loop = loop
         try:
-            loop.run_until_complete(self._startup())
+            loop.run_until_complete(self._serve(loop))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+
+    async def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start, report readiness, wait for stop(), shut down (always)."""
+        stopping = asyncio.Event()
+        try:
+            await self._startup()
+            self._stop_serving = lambda: loop.call_soon_threadsafe(stopping.set)
         except BaseException as exc:  # reported to start()'s caller
             self._error = exc
         self._ready.set()
         try:
-            if self._error is None:
-                loop.run_forever()
+            # stop() sets the flag before reading _stop_serving, so a stop
+            # racing with startup is seen by one side or the other.
+            if self._error is None and not self._stop_requested.is_set():
+                await stopping.wait()
         finally:
-            loop.run_until_complete(self._shutdown())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-            loop.close()
+            await self._shutdown()
 
     async def _startup(self) -> None:
         assert self._data_dir is not None
