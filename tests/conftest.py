@@ -35,6 +35,17 @@ def socket_inodes():
     return inodes
 
 
+def describe_socket(inode):
+    """Return the /proc/net line of a socket inode (which endpoint leaked), or the inode."""
+    number = inode[len("socket:["):-1]
+    for table in ("tcp", "tcp6", "unix", "udp", "udp6"):
+        with open(f"/proc/net/{table}") as lines:
+            for line in lines:
+                if number in line.split():
+                    return f"{table}: {line.strip()}"
+    return inode
+
+
 def wait_until(predicate, timeout=5.0):
     """Poll ``predicate`` until true or ``timeout``; return its last value."""
     end = time.monotonic() + timeout
@@ -49,7 +60,7 @@ def no_leaks_after_suite():
     before = socket_inodes()
     yield
     assert wait_until(lambda: not our_threads()), f"threads left: {our_threads()}"
-    assert wait_until(lambda: socket_inodes() <= before), f"sockets left: {socket_inodes() - before}"
+    assert wait_until(lambda: socket_inodes() <= before), f"sockets left: {[describe_socket(s) for s in socket_inodes() - before]}"
 
 
 @pytest.fixture(autouse=True)
