@@ -15,12 +15,18 @@ from lmnt_sync.server import LocalServer, main
 from server_kit import close, connect, current_init, read, send
 
 
+@pytest.fixture
 def server_threads():
-    """Return the live threads the server starts (loop and synthesis workers)."""
-    return [t for t in threading.enumerate() if t.name.startswith("lmnt-sync-s")]
+    """Return a function listing server threads started during this test and still alive.
+
+    Other servers (session fixtures) may be running, so only new threads count.
+    """
+    before = set(threading.enumerate())
+    return lambda: [t for t in threading.enumerate()
+                    if t.name.startswith("lmnt-sync-s") and t not in before]
 
 
-def test_start_binds_a_free_port_and_stop_leaves_nothing():
+def test_start_binds_a_free_port_and_stop_leaves_nothing(server_threads):
     """port=0 binds a free port; stop() is idempotent, joins every thread, removes the temp dir."""
     server = LocalServer(engine="synthetic").start()
     try:
@@ -50,7 +56,7 @@ def test_accept_any_key_still_needs_a_key():
         assert requests.get(server.url + "/v1/account").status_code == 401
 
 
-def test_stop_closes_open_sessions_promptly():
+def test_stop_closes_open_sessions_promptly(server_threads):
     """stop() with a session open closes it (1001) and returns within its bound."""
     server = LocalServer(engine="synthetic").start()
     ws = connect(server, current_init(server))
@@ -79,7 +85,7 @@ def test_client_frames_records_each_session_with_the_key_redacted():
         assert quiet.client_frames() == []
 
 
-def test_start_reports_a_busy_port():
+def test_start_reports_a_busy_port(server_threads):
     """Starting on a port already in use raises OSError and leaves no thread."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
