@@ -26,9 +26,17 @@ Decisions on PROTOCOL.md §5's open questions (this module and
   close.
 * Nonces are echoed back verbatim; they need not increase. A flush/reset
   without a nonce is acknowledged without one.
+* ``reset`` drops the current turn only (text since the last flush); text
+  an earlier flush committed is still spoken (see :mod:`.stream`).
 * Every error frame is followed by a close with code 1000 (PROTOCOL.md §1.6);
-  only an oversized frame beyond the transport's hard limit is closed by
-  aiohttp itself with 1009.
+  only an oversized frame beyond the transport's hard limit (1 MiB) is
+  closed by aiohttp itself with 1009. Server shutdown closes with 1001.
+* Limits (PROTOCOL.md §5 item 12): 64 KiB per client message, 100 000
+  characters of text waiting to be spoken, the init message within 30 s,
+  128 concurrent sessions (``rate_limit_error`` beyond); idle sessions are
+  not timed out. All configurable through :class:`.state.Limits`.
+* Errors before the generation is known (binary or non-JSON first frame,
+  no init in time) use the current shape.
 * One ``timestamps`` frame per audio frame, sent right after it; legacy and
   command/ack sessions with extras get one extras frame (``durations``
   always present, ``buffer_empty``) right before each audio frame.
