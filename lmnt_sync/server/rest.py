@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional
 from aiohttp import BodyPartReader, web
 
 from .apierror import ApiError, json_object
-from .codecs import Encoder, content_type, normalize_format, normalize_sample_rate
+from .codecs import STREAMING_FORMATS, Encoder, content_type, normalize_format, normalize_sample_rate
 from .state import API_VERSION, REQUEST_ID, STREAMING, ServerState
 from .synthesis import ChunkSource, in_worker, synthesize_all
 from .voices import VoiceRef
@@ -53,7 +53,6 @@ STATE_KEY: "web.AppKey[ServerState]" = web.AppKey("lmnt_sync_state", ServerState
 #: Characters per "billing period" reported by the local account.
 CHARACTER_LIMIT = 10_000_000
 
-_STREAMABLE = {"mp3", "pcm_s16le", "pcm_f32le", "ulaw", "webm"}
 _FILE_FIELDS = {"file", "files", "files[]", "file_field"}
 _MAX_FIELD_BYTES = 64 * 1024
 _TRUE = {"true", "1", "yes", "on"}
@@ -80,7 +79,7 @@ async def speech_bytes(request: web.Request) -> web.StreamResponse:
     engine = state.engines[params.voice.engine]
     encoder = Encoder(params.format, params.sample_rate, engine.sample_rate)
     state.characters += len(params.text)
-    if params.format not in _STREAMABLE:
+    if params.format not in STREAMING_FORMATS:
         audio, _ = await in_worker(state.executor, synthesize_all, engine, params.text,
                                    params.voice.voice, encoder)
         return web.Response(body=audio, content_type=content_type(params.format))
