@@ -25,12 +25,13 @@ import base64
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from aiohttp import BodyPartReader, web
 
 from .apierror import ApiError, json_object
 from .codecs import STREAMING_FORMATS, Encoder, content_type, normalize_format, normalize_sample_rate
+from .engines.base import Engine
 from .state import API_VERSION, REQUEST_ID, STREAMING, ServerState
 from .synthesis import ChunkSource, in_worker, synthesize_all
 from .voices import VoiceRef
@@ -74,11 +75,7 @@ class _SpeechParams:
 
 async def speech_bytes(request: web.Request) -> web.StreamResponse:
     """Handle ``POST /v1/ai/speech/bytes``: audio bytes, streamed if possible."""
-    state = request.app[STATE_KEY]
-    params = _speech_params(await _read_fields(request), state, request)
-    engine = state.engines[params.voice.engine]
-    encoder = Encoder(params.format, params.sample_rate, engine.sample_rate)
-    state.characters += len(params.text)
+    state, params, engine, encoder = await _start_speech(request)
     if params.format not in STREAMING_FORMATS:
         audio, _ = await in_worker(state.executor, synthesize_all, engine, params.text,
                                    params.voice.voice, encoder)
@@ -104,11 +101,7 @@ async def speech_bytes(request: web.Request) -> web.StreamResponse:
 
 async def speech_detailed(request: web.Request) -> web.Response:
     """Handle ``POST /v1/ai/speech``: JSON with base64 audio and timings."""
-    state = request.app[STATE_KEY]
-    params = _speech_params(await _read_fields(request), state, request)
-    engine = state.engines[params.voice.engine]
-    encoder = Encoder(params.format, params.sample_rate, engine.sample_rate)
-    state.characters += len(params.text)
+    state, params, engine, encoder = await _start_speech(request)
     audio, words = await in_worker(state.executor, synthesize_all, engine, params.text,
                                    params.voice.voice, encoder)
     body: Dict[str, Any] = {"audio": base64.b64encode(audio).decode("ascii")}
@@ -120,6 +113,19 @@ async def speech_detailed(request: web.Request) -> web.Response:
         if params.timings:
             body["durations"] = words
     return web.json_response(body)
+
+
+async def _start_speech(request: web.Request) -> Tuple[ServerState, _SpeechParams, Engine, Encoder]:
+    """Read and check a speech request; return what synthesis needs.
+
+    Raises:
+        ApiError: invalid fields, unknown voice, text over the limit.
+    """
+    state = request.app[STATE_KEY]
+    params = _speech_params(await _read_fields(request), state, request)
+    engine = state.engines[params.voice.engine]
+    state.characters += len(params.text)
+    return state, params, engine, Encoder(params.format, params.sample_rate, engine.sample_rate)
 
 
 def _speech_params(fields: Dict[str, Any], state: ServerState, request: web.Request) -> _SpeechParams:
