@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import av
+import numpy as np
 import websocket
 
 WS_PATH = "/v1/ai/speech/stream"
@@ -141,6 +142,20 @@ def _declared_rate(stream) -> int:
     if stream.codec_context.name == "opus" and extradata.startswith(b"OpusHead"):
         return int.from_bytes(extradata[12:16], "little")
     return stream.rate
+
+
+def onsets(pcm: bytes, rate: int, hop_seconds: float = 0.005) -> List[float]:
+    """Return the times (s) where sound starts after silence in int16 mono ``pcm``.
+
+    Meant for the synthetic engine's tone bursts, which are separated by
+    50 ms of digital silence.
+    """
+    x = np.frombuffer(pcm, "<i2").astype(np.float32)
+    hop = max(1, int(rate * hop_seconds))
+    n = len(x) // hop
+    rms = np.sqrt((x[: n * hop].reshape(n, hop) ** 2).mean(axis=1))
+    loud = rms > 0.1 * rms.max()
+    return [i * hop / rate for i in range(n) if loud[i] and (i == 0 or not loud[i - 1])]
 
 
 def synthetic_seconds(text: str, rate: int = 24000) -> float:

@@ -1,9 +1,11 @@
 """Every streaming format x sample rate over the websocket decodes to the right audio."""
+import time
+
 import pytest
 
 from lmnt_sync.server import LocalServer
 from lmnt_sync.server.codecs import SAMPLE_RATES, STREAMING_FORMATS
-from server_kit import close, connect, current_init, decode, read, send, synthetic_seconds
+from server_kit import close, connect, current_init, decode, onsets, read, send, synthetic_seconds
 
 TEXT = "Formats are checked here, one by one. Every pair must decode."
 # Encoders may add a little silence: mp3 frames/encoder delay, Opus pre-skip,
@@ -45,3 +47,22 @@ def test_legacy_format_aliases(server, alias, fmt):
     rate, seconds, _ = decode(transcript.audio, fmt, 8000 if fmt == "ulaw" else 24000)
     assert rate == (8000 if fmt == "ulaw" else 24000)
     assert abs(seconds - synthetic_seconds("Alias check.")) < SLACK_SECONDS
+
+
+@pytest.mark.parametrize("fmt", STREAMING_FORMATS)
+def test_timestamps_match_where_words_sound_across_an_idle_drain(server, fmt):
+    """Each word's 1.2 start is where its burst begins, also after the encoder drained mid-turn."""
+    ws = connect(server, current_init(server, voice="synth", format=fmt, sample_rate=8000))
+    send(ws, {"type": "text", "text": "First sentence here. "})
+    transcript = read(ws, until="timestamps")
+    time.sleep(0.05)  # the speaker runs dry and drains the encoder (mp3/webm pad with silence)
+    send(ws, {"type": "text", "text": "Second one. "}, {"type": "finish"})
+    read(ws, transcript=transcript)
+    close(ws)
+    _, seconds, pcm = decode(transcript.audio, fmt, 8000)
+    heard = onsets(pcm, round(len(pcm) / 2 / seconds))
+    starts = [w["start"] for m in transcript.messages("type", "timestamps") for w in m["timestamps"]]
+    assert len(heard) == len(starts) == 5
+    # Compare relative to the first word: codecs may delay the whole stream.
+    for onset, start in zip(heard, starts):
+        assert abs((onset - heard[0]) - (start - starts[0])) < 0.02

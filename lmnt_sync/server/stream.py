@@ -185,6 +185,7 @@ class SpeechSession:
         rate = self._engine.sample_rate
         self._encoder = Encoder(config.format, config.sample_rate, rate)
         self._timeline = Timeline(rate, config.cumulative_timestamps)
+        self._padding = 0.0  # drain padding already added to the timeline
 
     async def run(self) -> None:
         """Serve the session until it closes; never raises for client faults."""
@@ -314,15 +315,25 @@ class SpeechSession:
         finally:
             self._speaking = None
         if not self._items and not segment.cancelled:
-            await self._emit(await self._in_worker(self._encoder.drain), final=True)
+            await self._emit(await self._drain(), final=True)
 
     async def _acknowledge(self, item: Union[Flush, Reset]) -> None:
-        await self._emit(await self._in_worker(self._encoder.drain), final=True)
+        await self._emit(await self._drain(), final=True)
         kind = "flush" if isinstance(item, Flush) else "reset"
         ack = ack_frame(kind, item.nonce, item.style)
         if ack is not None:
             await self._send([ack])
         self._timeline.restart()
+
+    async def _drain(self) -> bytes:
+        """Drain the encoder; the silence it pads with moves later timings."""
+        data = await self._in_worker(self._encoder.drain)
+        padding = self._encoder.padding_seconds
+        # Before the drained frame's take(), so per-frame starts after it
+        # count from the end of the padding.
+        self._timeline.add_silence(padding - self._padding)
+        self._padding = padding
+        return data
 
     async def _finish(self) -> None:
         await self._emit(await self._in_worker(self._encoder.finish), final=True)

@@ -54,6 +54,10 @@ class Timeline:
             })
         self._position += len(chunk.pcm) / self._bytes_per_second
 
+    def add_silence(self, seconds: float) -> None:
+        """Record silence the encoder inserted (drain padding) before later audio."""
+        self._position += seconds
+
     def take(self) -> List[Dict[str, Any]]:
         """Return the pending timings; the next frame begins here."""
         words, self._pending = self._pending, []
