@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
-PACKAGES="portaudio19-dev libasound2-plugins alsa-utils xvfb"
+PACKAGES="portaudio19-dev libasound2-plugins alsa-utils xvfb pulseaudio pulseaudio-utils xdotool"
 if ! dpkg -s $PACKAGES >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq $PACKAGES >/dev/null

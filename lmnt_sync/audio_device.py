@@ -1,0 +1,145 @@
+"""One pyaudio output stream, and the one place where pyaudio's errors are translated.
+
+pyaudio (the ``[play]`` extra, over the PortAudio C library) is imported
+lazily, so ``import lmnt_sync`` never needs it. Every call here blocks the
+calling thread; the player calls them from its own thread only.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .errors import ConfigurationError, MissingDependencyError, PlaybackError
+
+__all__ = ["OutputDevice", "load_pyaudio", "SAMPLE_FORMATS"]
+
+# LMNT PCM format name -> (bytes per sample, pyaudio format constant name)
+SAMPLE_FORMATS = {"pcm_s16le": (2, "paInt16"), "pcm_f32le": (4, "paFloat32")}
+
+_INSTALL_HINT = (
+    "live playback needs pyaudio: pip install 'lmnt-sync[play]' "
+    "(building it needs the PortAudio headers: apt-get install portaudio19-dev)"
+)
+
+
+def load_pyaudio() -> Any:
+    """Import and return the pyaudio module.
+
+    Raises:
+        MissingDependencyError: pyaudio is not installed (names the extra and
+            the system package).
+    """
+    try:
+        import pyaudio
+    except ImportError as exc:
+        raise MissingDependencyError(_INSTALL_HINT) from exc
+    return pyaudio
+
+
+class OutputDevice:
+    """An open (not yet started) PortAudio output stream for PCM.
+
+    Args:
+        sample_rate: frames per second.
+        channels: interleaved channels per frame.
+        sample_format: ``"pcm_s16le"`` or ``"pcm_f32le"``.
+        frames_per_block: PortAudio buffer size; small keeps latency low.
+        device_index: PortAudio output device index; None for the default.
+
+    Raises:
+        MissingDependencyError: pyaudio is not installed.
+        ConfigurationError: an unsupported sample format.
+        PlaybackError: the device could not be opened.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        channels: int,
+        sample_format: str,
+        frames_per_block: int,
+        device_index: Optional[int] = None,
+    ) -> None:
+        if sample_format not in SAMPLE_FORMATS:
+            raise ConfigurationError(f"sample_format must be one of {', '.join(SAMPLE_FORMATS)}, not {sample_format!r}")
+        pyaudio = load_pyaudio()
+        self.frame_bytes = SAMPLE_FORMATS[sample_format][0] * channels
+        self._pyaudio = pyaudio
+        self._pa = pyaudio.PyAudio()
+        try:
+            self._stream = self._pa.open(
+                format=getattr(pyaudio, SAMPLE_FORMATS[sample_format][1]), channels=channels, rate=sample_rate,
+                output=True, frames_per_buffer=frames_per_block, output_device_index=device_index, start=False,
+            )
+        except (OSError, ValueError) as exc:
+            self._pa.terminate()
+            raise PlaybackError(f"could not open the audio output device ({_describe(exc)})") from exc
+        self.latency_frames = int(round(self._stream.get_output_latency() * sample_rate))
+        self._started = False
+
+    def start(self) -> None:
+        """Start the stream (idempotent); blocks briefly.
+
+        Raises:
+            PlaybackError: the device refused to start.
+        """
+        if not self._started:
+            self._call("start", self._stream.start_stream)
+            self._started = True
+
+    def write(self, block: bytes) -> None:
+        """Write whole frames; blocks while the device buffer is full (about one block).
+
+        Raises:
+            PlaybackError: the device failed.
+        """
+        # Underflows are expected after a pause; the player fills gaps with silence itself.
+        self._call("write to", self._stream.write, block, exception_on_underflow=False)
+
+    def drain(self) -> None:
+        """Stop after the device has played everything written; blocks up to its latency."""
+        if self._started:
+            self._started = False
+            self._call("stop", self._stream.stop_stream)
+
+    def abort(self) -> None:
+        """Stop now, dropping what the device still holds (barge-in); blocks briefly."""
+        if self._started:
+            self._started = False
+            self._call("abort", self._abort_stream)
+
+    def close(self) -> None:
+        """Abort, close the stream and release PortAudio; idempotent, never raises."""
+        if self._pa is None:
+            return
+        try:
+            if self._started:
+                self._abort_stream()
+            self._stream.close()
+        except OSError:
+            pass  # the device is already gone; releasing PortAudio below is what matters
+        finally:
+            self._pa.terminate()
+            self._pa = None
+
+    def _abort_stream(self) -> None:
+        # PyAudio's Stream offers only stop_stream (Pa_StopStream: plays out the buffer);
+        # Pa_AbortStream, which drops it, is only in its C module, so call that one.
+        abort = getattr(self._pyaudio.pa, "abort_stream", None)
+        if abort is None:
+            self._stream.stop_stream()
+            return
+        abort(self._stream._stream)
+        self._stream._is_running = False
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OSError as exc:
+            raise PlaybackError(f"could not {what} the audio output device ({_describe(exc)})") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """PortAudio errors arrive as OSError(code, text) or ValueError(text)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"PortAudio error {exc.errno}: {exc.strerror}"
+    return str(exc) or type(exc).__name__

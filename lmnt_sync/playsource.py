@@ -1,0 +1,49 @@
+"""What the player accepts as audio: chunks of bytes, or LMNT session messages.
+
+A source is any iterable of items; a StreamingConnection is recognised by
+duck typing (``recv`` and ``reset``), so this module imports nothing of the
+session and the player stays protocol-agnostic.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, NamedTuple, Optional
+
+from .errors import ConfigurationError
+
+__all__ = ["Chunk", "parse_item", "is_connection"]
+
+
+class Chunk(NamedTuple):
+    """One item of a source, normalised.
+
+    Attributes:
+        audio: PCM bytes (may be empty).
+        timestamps: current-wire word timings (cumulative since the last
+            flush/reset), or None.
+        durations: legacy word timings counted from this chunk's audio, or None.
+    """
+
+    audio: bytes
+    timestamps: Optional[List[Dict[str, Any]]] = None
+    durations: Optional[List[Dict[str, Any]]] = None
+
+
+def parse_item(item: Any) -> Chunk:
+    """Normalise bytes-like PCM or a session message dict.
+
+    Raises:
+        ConfigurationError: ``item`` is neither (the message names its type).
+    """
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return Chunk(bytes(item))
+    if isinstance(item, dict):
+        audio = item.get("audio") or b""
+        if not isinstance(audio, (bytes, bytearray, memoryview)):
+            raise ConfigurationError(f"a message's 'audio' must be bytes, not {type(audio).__name__}")
+        return Chunk(bytes(audio), item.get("timestamps"), item.get("durations"))
+    raise ConfigurationError(f"the player plays bytes or session message dicts, not {type(item).__name__}")
+
+
+def is_connection(source: Any) -> bool:
+    """Return True for a StreamingConnection-like source (``recv(timeout)`` and ``reset()``)."""
+    return callable(getattr(source, "recv", None)) and callable(getattr(source, "reset", None))
