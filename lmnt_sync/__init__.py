@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 from .client import DEFAULT_BASE_URL, Speech  # noqa: E402
 from .errors import *  # noqa: E402,F401,F403
 from .errors import __all__ as _error_names  # noqa: E402
+from .player import Player  # noqa: E402 - imports pyaudio only when a Player is created
 from .session import StreamingConnection  # noqa: E402
 
-__all__ = ["__version__", "Speech", "StreamingConnection", "DEFAULT_BASE_URL", *_error_names]
+__all__ = ["__version__", "Speech", "StreamingConnection", "Player", "DEFAULT_BASE_URL", *_error_names]
