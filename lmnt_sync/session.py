@@ -25,6 +25,10 @@ from .receiver import END, ERROR, MESSAGE, SessionState, run_receiver
 
 __all__ = ["StreamingConnection"]
 
+# Longest single wait on a queue or condition: CPython runs signal handlers
+# (KeyboardInterrupt) only when the main thread wakes up.
+_SIGNAL_POLL = 0.1
+
 
 class StreamingConnection:
     """A live speech session: send text, iterate audio, both at once.
@@ -170,7 +174,7 @@ class StreamingConnection:
                     raise ConnectionClosedError(f"the session ended before {what} completed")
                 if deadline.expired():
                     raise deadline.error(what)
-                state.changed.wait(deadline.remaining())
+                state.changed.wait(_signal_friendly(deadline.remaining()))
 
     # -- receiving --------------------------------------------------------
 
@@ -206,9 +210,11 @@ class StreamingConnection:
             if self._closed_locally:
                 raise ConnectionClosedOK("the session was closed", 1000)
             try:
-                item = state.queue.get(timeout=deadline.remaining())
+                item = state.queue.get(timeout=_signal_friendly(deadline.remaining()))
             except queue.Empty:
-                raise deadline.error("recv()") from None
+                if deadline.expired():
+                    raise deadline.error("recv()") from None
+                continue
             kind = item[0]
             if kind == MESSAGE:
                 if item[1] >= state.resets_sent:  # older audio belongs to text a reset dropped
@@ -261,6 +267,11 @@ class StreamingConnection:
     def __repr__(self) -> str:
         state = "closed" if self.closed else self._state.protocol.state.lower()
         return f"<StreamingConnection {self.protocol} {state} request_id={self.request_id!r}>"
+
+
+def _signal_friendly(remaining: Optional[float]) -> float:
+    """Cap one wait so Ctrl-C is handled promptly even when the signal lands on another thread."""
+    return _SIGNAL_POLL if remaining is None else min(remaining, _SIGNAL_POLL)
 
 
 def _shutdown(state: SessionState, thread: threading.Thread, timeout: float) -> None:
