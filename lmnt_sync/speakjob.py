@@ -1,0 +1,139 @@
+"""The ``speak`` job of the command line: text in, audio to a file and/or the speakers.
+
+Each destination gets its own streaming session in the format it needs
+(a file in its format, the speakers in PCM), and every piece of text goes
+to all of them, flushed per line when text streams in, so speech starts
+while later text is still being written.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterable, List, Optional
+
+from .audiofile import AudioFileWriter, output_format
+from .progress import Progress
+
+__all__ = ["speak", "open_sinks", "FileSink", "PlaySink"]
+
+_PCM_BYTES_PER_SAMPLE = {"pcm_s16le": 2, "pcm_f32le": 4}
+
+
+class FileSink:
+    """One session whose audio a background thread writes to a file.
+
+    Raises (from the constructor): OSError if the file cannot be created;
+    LmntError if the session cannot be opened.
+    """
+
+    def __init__(self, speech: Any, voice: str, path: str, fmt: str, wrap_wav: bool,
+                 sample_rate: int, language: Optional[str], progress: Progress) -> None:
+        self._writer = AudioFileWriter(path, sample_rate if wrap_wav else None)
+        try:
+            self.conn = speech.synthesize_streaming(voice, format=fmt, sample_rate=sample_rate, language=language)
+        except BaseException:
+            self._writer.close()
+            raise
+        width = _PCM_BYTES_PER_SAMPLE.get(fmt)
+        self._bytes_per_second = width * sample_rate if width else 0
+        self._progress = progress
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._drain, name="lmnt-sync-cli-writer", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        try:
+            for message in self.conn:
+                audio = message["audio"]
+                self._writer.write(audio)
+                seconds = len(audio) / self._bytes_per_second if self._bytes_per_second else 0.0
+                self._progress.received(len(audio), seconds)
+        except BaseException as exc:  # handed to the main thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        """Block until the session has ended and its audio is written; re-raise its error."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        """Close the session, join the writer and close the file; idempotent."""
+        self.conn.close()
+        self._thread.join()
+        self._writer.close()
+
+
+class PlaySink:
+    """One PCM session played live by a Player.
+
+    Raises (from the constructor): MissingDependencyError without pyaudio,
+    PlaybackError if the device cannot be opened, LmntError for the session.
+    """
+
+    def __init__(self, speech: Any, voice: str, sample_rate: int, language: Optional[str]) -> None:
+        from .player import Player
+
+        # The device first: a missing pyaudio or sound card fails before any text is spent.
+        self._player = Player(sample_rate)
+        try:
+            self.conn = speech.synthesize_streaming(voice, format="pcm_s16le", sample_rate=sample_rate,
+                                                    language=language)
+        except BaseException:
+            self._player.close()
+            raise
+        self._player.play(self.conn)
+
+    def wait(self) -> None:
+        """Block until the last frame has been heard; re-raise a session error."""
+        self._player.wait()
+
+    def close(self) -> None:
+        """Stop playing, release the device and close the session; idempotent."""
+        self._player.close()
+        self.conn.close()
+
+
+def speak(sinks: List[Any], texts: Iterable[str], *, flush_each: bool, progress: Progress) -> None:
+    """Send every text to every sink's session, then finish and wait for all of them.
+
+    Blocks until all audio is written and heard. ``texts`` may block (stdin).
+
+    Raises:
+        LmntError: a session failed (the first error met).
+    """
+    for text in texts:
+        for sink in sinks:
+            sink.conn.append_text(text)
+            if flush_each:
+                sink.conn.flush()
+        progress.sent(text)
+    for sink in sinks:
+        sink.conn.finish()
+    for sink in sinks:
+        sink.wait()
+
+
+def open_sinks(speech: Any, voice: str, *, output: Optional[str], fmt: Optional[str], play: bool,
+               sample_rate: int, language: Optional[str], progress: Progress) -> List[Any]:
+    """Open the sessions for the destinations asked for; blocks while connecting.
+
+    On failure, the sinks already opened are closed before the error propagates.
+
+    Raises:
+        ConfigurationError: the file's format cannot be told, or is invalid.
+        OSError: the file cannot be created.
+        LmntError: a session or the audio device could not be opened.
+    """
+    file_format = output_format(output, fmt) if output is not None else None  # fails before connecting
+    sinks: List[Any] = []
+    try:
+        if play:
+            sinks.append(PlaySink(speech, voice, sample_rate, language))
+        if output is not None and file_format is not None:
+            session_format, wrap = file_format
+            sinks.append(FileSink(speech, voice, output, session_format, wrap, sample_rate, language, progress))
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks
