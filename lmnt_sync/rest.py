@@ -52,8 +52,10 @@ class RestClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, timeout)
+        # Passed on every request, not set on the session: requests lets
+        # REQUESTS_CA_BUNDLE override a session-level verify (psf/requests#3829).
+        self._verify = verify
         self._session = requests.Session()
-        self._session.verify = verify
         self._session.headers.update(
             {
                 "X-API-Key": api_key,
@@ -169,26 +171,35 @@ class RestClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one request (retried per policy); blocks up to the timeouts per attempt."""
         try:
-            response = self._session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+            response = self._session.request(
+                method, self.base_url + path, timeout=self.timeout, verify=self._verify, **kwargs
+            )
+        except requests.exceptions.SSLError as exc:
+            raise APIConnectionError(
+                f"{method} {path}: TLS certificate verification failed; pass verify=<CA bundle path> to trust a private CA"
+            ) from exc
         except requests.Timeout as exc:
             raise LmntTimeoutError(f"{method} {path} timed out (connect {self.timeout[0]:g} s, read {self.timeout[1]:g} s)") from exc
         except requests.RequestException as exc:
             raise APIConnectionError(f"{method} {path} failed: {type(exc).__name__}") from exc
-        _raise_for_status(response, method, path)
-        return response
+        if response.status_code < 400:
+            return response
+        error = _status_error(response, method, path)
+        # Raised with no frame holding the response: a caller keeping the
+        # error (and its traceback) must not keep the socket open.
+        del response
+        raise error
 
 
-def _raise_for_status(response: requests.Response, method: str, path: str) -> None:
-    """Raise the typed error for a non-2xx response (the one place that reads error bodies)."""
-    if response.status_code < 400:
-        return
+def _status_error(response: requests.Response, method: str, path: str) -> Exception:
+    """Return the typed error for a non-2xx response (the one place that reads error bodies)."""
     try:
         body: Any = response.json()
     except ValueError:
         body = response.text[:500]
     kind, message = _error_fields(body)
     cls = status_error_class(response.status_code)
-    raise cls(
+    return cls(
         message or f"{method} {path} failed",
         status_code=response.status_code,
         body=body,
