@@ -274,7 +274,7 @@ class ClientProtocol:
             if not isinstance(nonce, int) or isinstance(nonce, bool):
                 return self._fail(f"{kind} without an integer nonce: {summarize(raw)}")
             return [FlushComplete(nonce) if kind == "flush_complete" else ResetComplete(nonce)]
-        return self._fail(f"unknown message type {kind!r}: {summarize(raw)}")
+        return self._fail(f"unknown message type {summarize(str(kind), 40)}: {summarize(raw)}")
 
     def _receive_legacy(self, msg: Dict[str, Any], raw: str) -> List[Event]:
         if "error" in msg:

@@ -12,6 +12,7 @@ import ssl
 import struct
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
+from urllib.parse import urlsplit
 
 import websocket
 
@@ -85,16 +86,21 @@ class Transport:
             APIConnectionError: the server could not be reached or refused the upgrade.
             TimeoutError: the budget ran out.
         """
+        sock = None
         try:
+            sock = _read_ahead_socket(url, timeout)
             ws = websocket.create_connection(
                 url,
                 timeout=timeout,
                 enable_multithread=True,
                 sslopt=dict(ssl_options or {}),
                 suppress_origin=True,
+                **({"socket": sock} if sock is not None else {}),
             )
             ws.settimeout(io_timeout)
         except Exception as exc:  # translated in one place
+            if sock is not None:
+                sock.close()
             raise _translate(exc, f"connecting to {url}") from exc
         return cls(ws)
 
@@ -123,6 +129,8 @@ class Transport:
         if sock is None:
             return True  # closed: recv() reports it
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        if isinstance(sock, _ReadAheadSocket) and sock.buffered:
             return True
         try:
             readable, _, _ = select.select([sock], [], [], timeout)
@@ -172,6 +180,72 @@ class Transport:
             self._ws.shutdown()
         except Exception:
             pass
+
+
+class _ReadAheadSocket(socket.socket):
+    """A plain TCP socket whose ``recv`` reads ahead and serves small reads from memory.
+
+    websocket-client reads the upgrade response one byte per ``recv`` and
+    each frame in pieces (2 header bytes, the length, the payload); on a
+    socket with a timeout each piece costs two system calls (poll, recv),
+    about 250 for the handshake alone. Reading up to ``READ`` bytes at once
+    makes that one call per burst. Only ``recv`` (without flags) changes;
+    ``buffered`` tells a ``select`` caller that bytes are already here.
+    """
+
+    __slots__ = ("_ahead", "_pos")
+    READ = 65536
+
+    def __init__(self, family: int, type: int, proto: int, fileno: int) -> None:  # noqa: A002
+        super().__init__(family, type, proto, fileno)
+        self._ahead = b""
+        self._pos = 0
+
+    @property
+    def buffered(self) -> bool:
+        """True if bytes read ahead are waiting."""
+        return self._pos < len(self._ahead)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        pos = self._pos
+        if pos < len(self._ahead):
+            self._pos = pos + bufsize
+            return self._ahead[pos:pos + bufsize]
+        if flags:
+            return super().recv(bufsize, flags)
+        data = super().recv(max(bufsize, self.READ))
+        if len(data) <= bufsize:
+            return data
+        self._ahead, self._pos = data, bufsize
+        return data[:bufsize]
+
+
+def _read_ahead_socket(url: str, timeout: Optional[float]) -> Optional[_ReadAheadSocket]:
+    """Connect a read-ahead socket for a plain ``ws://`` URL; None: let websocket-client connect.
+
+    TLS (``wss://``) and proxied URLs keep websocket-client's own path; a
+    TLS socket already reads whole records. The options are websocket-client's
+    defaults (TCP_NODELAY, keepalive), as on its own sockets.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "ws" or not parts.hostname:
+        return None
+    try:
+        from websocket._url import get_proxy_info
+
+        if get_proxy_info(parts.hostname, False)[0]:
+            return None
+    except Exception:  # an unfamiliar websocket-client: use its path
+        return None
+    raw = socket.create_connection((parts.hostname, parts.port or 80), timeout)
+    sock = _ReadAheadSocket(raw.family, raw.type, raw.proto, raw.detach())
+    sock.settimeout(timeout)
+    for option in websocket.DEFAULT_SOCKET_OPTION:
+        try:
+            sock.setsockopt(*option)
+        except OSError:
+            pass
+    return sock
 
 
 def _close_frame(payload: bytes) -> Frame:

@@ -12,7 +12,7 @@ from faultproxy import FaultProxy, server_frame
 from lmnt_sync import Speech
 from lmnt_sync.errors import ConnectionClosedError, ProtocolError, SessionError
 from lmnt_sync.errors import TimeoutError as LmntTimeoutError
-from sessionkit import drain, words
+from sessionkit import words
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
 """StreamingConnection against the real local server over loopback."""
-import json
 import threading
 import time
 
@@ -16,7 +15,6 @@ from lmnt_sync.errors import (
     MissingAPIKeyError,
     SessionError,
 )
-from lmnt_sync.errors import TimeoutError as LmntTimeoutError
 from sessionkit import audio, drain, words
 
 TEXT = "The quick brown fox jumps over the lazy dog. It was not amused, and said so twice! Then it slept."

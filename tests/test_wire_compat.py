@@ -8,7 +8,6 @@ import asyncio
 import os
 import pathlib
 import subprocess
-import sys
 
 from lmnt_sync import Speech
 
