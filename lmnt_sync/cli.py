@@ -9,6 +9,7 @@ and stderr says so. The API key is never printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -99,8 +100,9 @@ def _speak(speech: Any, args: argparse.Namespace) -> None:
             raise _usage_error("nothing to do: give -o FILE, --play, or redirect stdout")
         output = "-"
     progress = Progress()
-    sinks = open_sinks(speech, args.voice, output=output, fmt=args.format, play=args.play,
-                       sample_rate=args.sample_rate, language=args.language, progress=progress)
+    with _native_stderr_silenced(args.play):
+        sinks = open_sinks(speech, args.voice, output=output, fmt=args.format, play=args.play,
+                           sample_rate=args.sample_rate, language=args.language, progress=progress)
     try:
         texts = [" ".join(args.text)] if args.text else _stdin_lines()
         speak(sinks, texts, flush_each=not args.text, progress=progress)
@@ -108,6 +110,24 @@ def _speak(speech: Any, args: argparse.Namespace) -> None:
         progress.close()
         for sink in sinks:
             sink.close()
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced(active: bool) -> Iterator[None]:
+    """Hide what C libraries print while PortAudio probes devices (ALSA and JACK list
+    every device they cannot open, dozens of lines); our errors are raised, not printed."""
+    if not active:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _stdin_lines() -> Iterator[str]:
