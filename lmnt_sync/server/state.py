@@ -59,12 +59,15 @@ class Limits:
 
     @property
     def transport_message_bytes(self) -> int:
-        """Return aiohttp's hard frame limit, well above ours.
+        """Return aiohttp's hard frame limit, far above ours.
 
-        Frames between the two limits get our clear error; only absurd
-        frames are cut off by aiohttp (close 1009, no error frame).
+        Frames between the two limits are read whole and get our clear
+        error. Larger ones are cut off by aiohttp unread (close 1009, no
+        error frame; the client may even see a reset, as its unread data
+        is discarded), so this bound is generous: 8 MiB at least, paid
+        only transiently by a client that ignores the documented limit.
         """
-        return max(1024 * 1024, 4 * self.max_message_bytes)
+        return max(8 * 1024 * 1024, 16 * self.max_message_bytes)
 
 
 class FrameRecorder:

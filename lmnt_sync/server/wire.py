@@ -29,8 +29,8 @@ Decisions on PROTOCOL.md §5's open questions (this module and
 * ``reset`` drops the current turn only (text since the last flush); text
   an earlier flush committed is still spoken (see :mod:`.stream`).
 * Every error frame is followed by a close with code 1000 (PROTOCOL.md §1.6);
-  only an oversized frame beyond the transport's hard limit (1 MiB) is
-  closed by aiohttp itself with 1009. Server shutdown closes with 1001.
+  only a frame beyond the transport's hard limit (8 MiB) is closed by
+  aiohttp itself with 1009. Server shutdown closes with 1001.
 * Limits (PROTOCOL.md §5 item 12): 64 KiB per client message, 100 000
   characters of text waiting to be spoken, the init message within 30 s,
   128 concurrent sessions (``rate_limit_error`` beyond); idle sessions are
