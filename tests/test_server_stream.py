@@ -239,6 +239,13 @@ def test_oversized_message_is_refused_and_others_carry_on(tight):
     assert speak(tight, current_init(tight), {"type": "text", "text": "Fine."}, {"type": "finish"}).audio
 
 
+def test_a_one_mebibyte_message_gets_the_error_frame_at_default_limits(srv):
+    """A 1 MiB message (over the 64 KiB default) gets the error frame and a clean close."""
+    transcript = speak(srv, current_init(srv), {"type": "text", "text": "x" * (1 << 20)})
+    error = transcript.messages("type", "error")[0]["error"]
+    assert "65536" in error["message"] and transcript.close_code == 1000
+
+
 def test_too_much_buffered_text_is_refused(tight):
     """Buffered text beyond max_buffered_chars gets an error instead of growing memory."""
     words = "word " * 190  # 950 characters per message, no sentence end
