@@ -308,6 +308,8 @@ class Player:
         self._buffer.push(chunk.audio)
         if chunk.timestamps:
             self._words.timestamps(chunk.timestamps, self._buffer.tail)
+        if chunk.restart:
+            self._words.restart(self._buffer.tail)
         self._last_push, self._ended = time.monotonic(), False
         self._cond.notify_all()
         return True

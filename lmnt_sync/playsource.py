@@ -21,11 +21,14 @@ class Chunk(NamedTuple):
         timestamps: current-wire word timings (cumulative since the last
             flush/reset), or None.
         durations: legacy word timings counted from this chunk's audio, or None.
+        restart: a flush or reset ended here: later timestamps count from 0.0
+            at the audio that follows.
     """
 
     audio: bytes
     timestamps: Optional[List[Dict[str, Any]]] = None
     durations: Optional[List[Dict[str, Any]]] = None
+    restart: bool = False
 
 
 def parse_item(item: Any) -> Chunk:
@@ -40,7 +43,8 @@ def parse_item(item: Any) -> Chunk:
         audio = item.get("audio") or b""
         if not isinstance(audio, (bytes, bytearray, memoryview)):
             raise ConfigurationError(f"a message's 'audio' must be bytes, not {type(audio).__name__}")
-        return Chunk(bytes(audio), item.get("timestamps"), item.get("durations"))
+        restart = item.get("type") in ("flush_complete", "reset_complete")
+        return Chunk(bytes(audio), item.get("timestamps"), item.get("durations"), restart)
     raise ConfigurationError(f"the player plays bytes or session message dicts, not {type(item).__name__}")
 
 

@@ -167,6 +167,11 @@ def _handle_event(state: SessionState, event: p.Event) -> bool:
             _deliver_message(state, {"type": "timestamps", "audio": b"", "timestamps": event.timestamps})
     elif isinstance(event, (p.Ready, p.FlushComplete, p.ResetComplete)):
         _record_ack(state, event)
+        if state.protocol.return_extras and not isinstance(event, p.Ready):
+            # Timestamps restart at 0.0 after each flush and reset (API 1.2):
+            # whoever places words on the audio needs to see where.
+            kind = "flush_complete" if isinstance(event, p.FlushComplete) else "reset_complete"
+            _deliver_message(state, {"type": kind, "nonce": event.nonce, "audio": b""})
     elif isinstance(event, p.ServerError):
         state.record_error(SessionError(event.message, type=event.type, request_id=event.request_id or state.request_id))
     elif isinstance(event, p.Violation):

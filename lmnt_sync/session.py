@@ -28,6 +28,8 @@ __all__ = ["StreamingConnection"]
 # Longest single wait on a queue or condition: CPython runs signal handlers
 # (KeyboardInterrupt) only when the main thread wakes up.
 _SIGNAL_POLL = 0.1
+# How long a failed send waits for the receiver to record why the session ended.
+_SEND_FAILURE_GRACE = 1.0
 
 
 class StreamingConnection:
@@ -35,9 +37,11 @@ class StreamingConnection:
 
     Created by ``Speech.synthesize_streaming``; the receiver thread is
     already running when you get it. Iterating yields message dicts whose
-    ``"audio"`` is bytes (``b""`` for a message that only carries word
-    timings), so ``for m in conn: out.write(m["audio"])`` works as in LMNT's
-    guide. Iteration ends quietly when the server closes normally (after
+    ``"audio"`` is bytes, so ``for m in conn: out.write(m["audio"])`` works
+    as in LMNT's guide. With ``return_extras=True`` on the current wire, some
+    messages carry no audio (``b""``): ``{"type": "timestamps", ...}`` after
+    the audio it describes, and ``{"type": "flush_complete" | "reset_complete",
+    "nonce": n}`` where timestamps restart at 0.0. Iteration ends quietly when the server closes normally (after
     ``finish()``) or after ``close()``, and raises on an error or an abnormal
     close.
 
@@ -151,8 +155,26 @@ class StreamingConnection:
             self._raise_if_ended()
             result = make(state.protocol)
         frame, nonce = result if isinstance(result, tuple) else (result, None)
-        state.transport.send_text(frame)
+        try:
+            state.transport.send_text(frame)
+        except LmntError:
+            self._raise_recorded_error(_SEND_FAILURE_GRACE)
+            raise
         return nonce
+
+    def _raise_recorded_error(self, grace: float) -> None:
+        """After a failed send, raise what ended the session, if the receiver records it within ``grace`` s.
+
+        The server often closes right after an error message; a send racing
+        that close fails with a bare connection error, while the receiver is
+        about to record the server's own explanation, which is more useful.
+        """
+        state = self._state
+        deadline = Deadline(grace)
+        with state.changed:
+            while not state.ended and not deadline.expired():
+                state.changed.wait(deadline.remaining())
+            self._raise_if_ended()
 
     def _raise_if_ended(self) -> None:
         """Raise why the session is over, if it is (lock held)."""

@@ -7,11 +7,13 @@ audio frame the player was ever given (``JitterBuffer`` counts them).
 
 * current wire (API 1.2) ``timestamps`` messages arrive *after* the audio
   they describe, and their ``start`` counts from the beginning of the audio
-  since the last flush or reset. The schedule does not see flushes, so it
-  detects the restart: a message whose first start is earlier than the last
-  start seen begins a new segment, which began with the first audio received
-  after the previous timing message (the server sends a segment's last
-  timings before any audio of the next one).
+  since the last flush or reset. A session's ``flush_complete`` /
+  ``reset_complete`` message marks that point exactly (``restart``); for
+  sources without such markers the schedule also detects the restart: a
+  message whose first start is earlier than the last start seen begins a new
+  segment, which began with the first audio received after the previous
+  timing message (the server sends a segment's last timings before any audio
+  of the next one).
 * legacy ``durations`` ride on an audio message and count from that
   message's first frame.
 

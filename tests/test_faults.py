@@ -1,5 +1,6 @@
 """The client under real faults: a proxy in front of the real server stalls, cuts and injects frames."""
 import gc
+import re
 import os
 import signal
 import threading
@@ -99,7 +100,7 @@ def test_server_dying_mid_stream_raises_promptly(no_leaks_after_suite):
         (server_frame('{"type": "surprise"}'), "unknown message type"),
         (server_frame('{"type": "flush_complete", "nonce": "one"}'), "integer nonce"),
         (server_frame('{"type": "timestamps", "timestamps": "soon"}'), "malformed timestamps"),
-        (server_frame(b"\xff\xfe", opcode=0x1), "decode"),
+        (server_frame(b"\xff\xfe", opcode=0x1), "UTF-8|decode"),
     ],
 )
 def test_malformed_server_messages_give_a_typed_error(via_proxy, proxy, frame, expected):
@@ -109,7 +110,7 @@ def test_malformed_server_messages_give_a_typed_error(via_proxy, proxy, frame, e
     with pytest.raises(ConnectionClosedError) as caught:
         conn.recv(timeout=5)
     assert isinstance(caught.value.__cause__, ProtocolError)
-    assert expected in str(caught.value.__cause__)
+    assert re.search(expected, str(caught.value.__cause__))
     conn.close()
     assert conn.closed
 
