@@ -1,6 +1,6 @@
 """One client under test, driven over stdin/stdout by ``bench/run.py``.
 
-    python bench/client_worker.py CLIENT URL API_KEY SIZES_JSON
+    python bench/client_worker.py CLIENT URL API_KEY SIZES_JSON [BLASTER_URL]
 
 CLIENT is ``lmnt_sync`` (this project), ``sdk`` (the official async SDK,
 lmnt 2.x) or ``floor`` (websocket-client used directly, no thread: the
@@ -23,7 +23,9 @@ Operations:
     handoff(frames): frames spaced by the server; each frame's latency from
         the server's send to the caller, us; CPU time of this process.
     throughput(words): one long stream of large frames: bytes / wall time
-        from sending the text to the last frame; CPU time.
+        from sending the text to the last frame; CPU time. With
+        ``"blaster": true`` in the command, from ``blaster.py`` instead of
+        the local server: the client's own receive capacity.
 """
 from __future__ import annotations
 
@@ -393,11 +395,15 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     name, url, key, sizes = argv[0], argv[1], argv[2], json.loads(argv[3])
     client = CLIENTS[name](url, key, sizes)
+    # The same client type pointed at bench/blaster.py (a server that is never the bottleneck).
+    blaster = CLIENTS[name](argv[4], "blast", sizes) if len(argv) > 4 else None
     # Warm up every path once (imports, first connection, allocator) before anything is timed.
     client.open_first(2)
     client.flush_first(2)
     client.handoff(5)
     client.throughput(4)
+    if blaster is not None:
+        blaster.throughput(4)
     print(json.dumps({"ready": name, "pid": os.getpid()}), flush=True)
     for line in sys.stdin:
         command = json.loads(line)
@@ -405,7 +411,8 @@ def main(argv=None) -> int:
         if op == "quit":
             break
         gc.collect()
-        result = getattr(client, op)(**command)
+        target = blaster if command.pop("blaster", False) else client
+        result = getattr(target, op)(**command)
         print(json.dumps({"op": op, "result": result}), flush=True)
     return 0
 

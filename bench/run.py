@@ -16,6 +16,9 @@ bench engine (``stamp_engine.py``: audio at once, send time in each frame):
 
 * ``lmnt_sync``: this project; ``sdk``: lmnt 2.x ``AsyncLmnt`` sessions;
   ``floor``: websocket-client used directly in the caller's thread.
+* Throughput through the local server is bounded by the server (one
+  worker-thread hop per chunk); ``blaster.py``, a bare server that writes
+  pre-built frames, measures each client's own receive capacity as well.
 * Round r runs every measurement for the three clients in a rotated order
   (A/B/C, B/C/A, C/A/B, ...), so drift hits all of them alike. Each figure
   is the median over rounds of the per-round value; each ratio is the
@@ -50,9 +53,9 @@ __all__ = ["main"]
 CLIENTS = ["lmnt_sync", "sdk", "floor"]
 SIZES = {"instant_bytes": 4800, "paced_bytes": 4800, "pace_s": 0.01, "burst_bytes": 65536}
 
-FULL = {"rounds": 8, "open_n": 10, "flush_n": 10, "frames": 300, "tp_words": 1000, "mem_sessions": 100,
-        "fa_n": 30, "rtf_n": 3, "ramp": [10, 25, 50, 75, 100, 150, 200], "ramp_s": 10.0}
-QUICK = {"rounds": 3, "open_n": 6, "flush_n": 6, "frames": 150, "tp_words": 400, "mem_sessions": 40,
+FULL = {"rounds": 8, "open_n": 10, "flush_n": 10, "frames": 300, "tp_words": 1000, "blast_words": 3000, "mem_sessions": 100,
+        "fa_n": 30, "rtf_n": 3, "ramp": [10, 25, 50, 100, 150, 200, 300], "ramp_s": 10.0}
+QUICK = {"rounds": 3, "open_n": 6, "flush_n": 6, "frames": 150, "tp_words": 400, "blast_words": 1500, "mem_sessions": 40,
          "fa_n": 10, "rtf_n": 1, "ramp": [25, 50], "ramp_s": 5.0}
 
 
@@ -101,10 +104,12 @@ def run_clients(cfg: Dict[str, Any], log) -> Dict[str, Any]:
     info = server.hello
     if not info["passthrough"]:
         raise RuntimeError("the server's pcm_s16le encoder does not pass bytes through: stamps would break")
+    blaster = Proc(["bench/blaster.py", f"--frame-bytes={SIZES['burst_bytes']}"])
     workers: Dict[str, Proc] = {}
     try:
         for name in CLIENTS:
-            workers[name] = Proc(["bench/client_worker.py", name, info["url"], info["api_key"], json.dumps(SIZES)])
+            workers[name] = Proc(["bench/client_worker.py", name, info["url"], info["api_key"], json.dumps(SIZES),
+                                  blaster.hello["url"]])
         memory = {}
         for name in CLIENTS:
             memory[name] = workers[name].call(op="memory", n=cfg["mem_sessions"])
@@ -133,6 +138,11 @@ def run_clients(cfg: Dict[str, Any], log) -> Dict[str, Any]:
                 add("throughput_mb_s", name, t["mb_s"])
                 add("cpu_s_per_audio_h_bulk", name, t["cpu_s"] / t["audio_s"] * 3600)
                 checks_ok = checks_ok and t["ok"]
+            for name in order:
+                t = workers[name].call(op="throughput", n_words=cfg["blast_words"], blaster=True)
+                add("capacity_mb_s", name, t["mb_s"])
+                add("cpu_s_per_audio_h_capacity", name, t["cpu_s"] / t["audio_s"] * 3600)
+                checks_ok = checks_ok and t["ok"]
             log(f"round {r + 1}/{cfg['rounds']}: " + ", ".join(
                 f"{m} " + "/".join(f"{metrics[m][c][-1]:.3g}" for c in CLIENTS) for m in metrics))
         for name in CLIENTS:
@@ -142,6 +152,7 @@ def run_clients(cfg: Dict[str, Any], log) -> Dict[str, Any]:
     finally:
         for w in workers.values():
             w.close()
+        blaster.close()
         server.close()
 
 
@@ -201,8 +212,10 @@ ROWS = [  # metric, label, lower is better, target vs SDK (None: no target)
     ("handoff_p50_us", "hand-off, server send -> caller, p50, us", True, None),
     ("handoff_p99_us", "hand-off, server send -> caller, p99, us", True, ("<=", 0.6)),
     ("throughput_mb_s", "throughput, one long stream, MB/s", False, (">=", 1.1)),
+    ("capacity_mb_s", "receive capacity, one long stream from bench/blaster.py, MB/s", False, (">=", 1.1)),
     ("cpu_s_per_audio_h", "CPU s per hour of audio (100 ms frames, paced)", True, None),
-    ("cpu_s_per_audio_h_bulk", "CPU s per hour of audio (1.4 s frames, bulk)", True, None),
+    ("cpu_s_per_audio_h_bulk", "CPU s per hour of audio (1.4 s frames, local server)", True, None),
+    ("cpu_s_per_audio_h_capacity", "CPU s per hour of audio (1.4 s frames, blaster)", True, None),
     ("rss_kib_per_session", "memory per open session, KiB RSS", True, None),
     ("threads_per_session", "threads per open session", True, None),
 ]
@@ -233,12 +246,14 @@ def report_clients(res: Dict[str, Any], cfg: Dict[str, Any]) -> str:
             ok = r_sdk <= bound if op == "<=" else r_sdk >= bound
             met = "met" if ok else "**missed**"
         tgt = f"{target[0]} {target[1]}x" if target else ""
+        f_txt = f"{r_floor:.2f}x" if r_floor == r_floor else "n/a"
         lines.append(f"| {label} | {_fmt(vals['lmnt_sync'])} | {_fmt(vals['sdk'])} | {_fmt(vals['floor'])} | "
-                     f"{r_txt} | {r_floor:.2f}x | {tgt} | {met} |")
+                     f"{r_txt} | {f_txt} | {tgt} | {met} |")
     lines.append("")
     lines.append(f"{cfg['rounds']} rounds; per round: {cfg['open_n']} new sessions, {cfg['flush_n']} flushes, "
                  f"{cfg['frames']} paced frames ({SIZES['paced_bytes']} B = 100 ms, {SIZES['pace_s'] * 1000:.0f} ms "
-                 f"apart), one stream of {cfg['tp_words']} x {SIZES['burst_bytes'] // 1024} KiB frames; memory with "
+                 f"apart), one stream of {cfg['tp_words']} x {SIZES['burst_bytes'] // 1024} KiB frames from the local server "
+                 f"and one of {cfg['blast_words']} from the blaster; memory with "
                  f"{cfg['mem_sessions']} sessions open. Ratio ranges: lowest-highest per-round ratio. "
                  f"Server RSS per idle session: {res['server_idle_kib_per_session']:.0f} KiB. "
                  f"Bytes checked unchanged end to end: {'yes' if res['checks_ok'] else 'NO'}.")

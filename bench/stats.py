@@ -25,7 +25,7 @@ def median(values: Sequence[float]) -> float:
 def ratio(per_round: Dict[str, List[float]], client: str, baseline: str) -> float:
     """Median over rounds of ``client / baseline``, each pair from the same round."""
     pairs = [a / b for a, b in zip(per_round[client], per_round[baseline]) if b]
-    return median(pairs)
+    return median(pairs)  # nan when the baseline is 0 (e.g. threads of a threadless client)
 
 
 def spread(per_round: Dict[str, List[float]], client: str, baseline: str) -> Optional[tuple]:
