@@ -2,7 +2,7 @@
 
 Run from the repository root; prints Markdown (figures in BENCHMARKS.md):
 
-    python bench/run.py            # full run, about 6 minutes on 2 cores
+    python bench/run.py            # full run, about 7 minutes on 2 cores
     python bench/run.py --quick    # about 1.5 minutes, fewer rounds and samples
     python bench/run.py --only clients --json out.json
 
@@ -53,8 +53,8 @@ __all__ = ["main"]
 CLIENTS = ["lmnt_sync", "sdk", "floor"]
 SIZES = {"instant_bytes": 4800, "paced_bytes": 4800, "pace_s": 0.01, "burst_bytes": 65536}
 
-FULL = {"rounds": 8, "open_n": 10, "flush_n": 10, "frames": 300, "tp_words": 1000, "blast_words": 3000, "mem_sessions": 100,
-        "fa_n": 30, "rtf_n": 3, "ramp": [10, 25, 50, 100, 150, 200, 300], "ramp_s": 10.0}
+FULL = {"rounds": 10, "open_n": 10, "flush_n": 10, "frames": 400, "tp_words": 1000, "blast_words": 3000, "mem_sessions": 100,
+        "fa_n": 30, "rtf_n": 3, "ramp": [10, 25, 50, 75, 100, 125, 150, 200, 300], "ramp_s": 10.0}
 QUICK = {"rounds": 3, "open_n": 6, "flush_n": 6, "frames": 150, "tp_words": 400, "blast_words": 1500, "mem_sessions": 40,
          "fa_n": 10, "rtf_n": 1, "ramp": [25, 50], "ramp_s": 5.0}
 
@@ -271,12 +271,12 @@ def report_server(res: Dict[str, Any]) -> str:
         lines.append(f"| {engine} | {v:.4f} |")
     lines.append("")
     lines.append("| sessions at once | failed | underruns | worst gap ms | least headroom s | "
-                 "first audio p50 / p95 ms | server CPU cores | server RSS KiB / session |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+                 "first audio p50 / p95 ms | server CPU cores | load generator CPU cores | server RSS KiB / session |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for lv in res["ramp"]:
         lines.append(f"| {lv['sessions']} | {lv['failed']} | {lv['underruns']} | {lv['worst_gap_ms']:.0f} | "
                      f"{lv['min_headroom_s']:.2f} | {lv['first_audio_p50_ms']:.0f} / {lv['first_audio_p95_ms']:.0f} | "
-                     f"{lv['server_cpu_cores']:.2f} | {lv['server_rss_per_session'] / 1024:.0f} |")
+                     f"{lv['server_cpu_cores']:.2f} | {lv['load_cpu_cores']:.2f} | {lv['server_rss_per_session'] / 1024:.0f} |")
     return "\n".join(lines)
 
 

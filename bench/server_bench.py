@@ -13,7 +13,9 @@ Used by ``bench/run.py``; the server runs in its own process
   sending text word by word at ``words_per_s`` (about twice the speaking
   rate, like a language model) and then ``finish``. A session *underruns*
   when, playing from its first frame on, a frame arrives after the audio
-  before it has played out. The server's RSS and CPU are sampled meanwhile.
+  before it has played out. First audio under load: from sending the word
+  that completes the first segment to its first frame. The server's RSS
+  and CPU (and this process's CPU, which shares the cores) are sampled.
 """
 from __future__ import annotations
 
@@ -186,9 +188,10 @@ def ramp_level(url: str, key: str, pid: int, voice: str, sessions: int, seconds:
         sampler.cancel()
         return results
 
-    t0 = time.perf_counter()
+    t0, load_cpu0 = time.perf_counter(), time.process_time()
     results = asyncio.run(run())
     wall = time.perf_counter() - t0
+    load_cores = (time.process_time() - load_cpu0) / wall
     failures = [r for r in results if isinstance(r, BaseException) or r["error"]]
     ok = [r for r in results if not isinstance(r, BaseException) and not r["error"]]
     checks = [_underrun(r["arrivals"]) for r in ok]
@@ -209,5 +212,6 @@ def ramp_level(url: str, key: str, pid: int, voice: str, sessions: int, seconds:
         "audio_s": sum(sum(size for _, size in r["arrivals"]) for r in ok) / BYTES_PER_S["pcm_s16le"],
         "server_rss_per_session": (peak[0] - rss_before) / sessions,
         "server_cpu_cores": (proc_cpu(pid) - cpu_before) / wall,
+        "load_cpu_cores": load_cores,  # this process, generating the load on the same 2 cores
         "wall_s": wall,
     }
