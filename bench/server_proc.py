@@ -62,7 +62,12 @@ def main(argv=None) -> int:
     parser.add_argument("--paced-bytes", type=int, default=4800)
     parser.add_argument("--pace-s", type=float, default=0.01)
     parser.add_argument("--burst-bytes", type=int, default=65536)
+    parser.add_argument("--workers", type=int, help="experiment: synthesis threads instead of the server's choice")
     args = parser.parse_args(argv)
+    if args.workers:
+        from lmnt_sync.server import local
+
+        local.worker_count = lambda: args.workers  # read by LocalServer when it starts
 
     from lmnt_sync.server import LocalServer
     from lmnt_sync.server.engines import engine_names, get_engine
