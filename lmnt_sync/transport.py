@@ -12,7 +12,6 @@ import ssl
 import struct
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
-from urllib.parse import urlsplit
 
 import websocket
 
@@ -86,21 +85,16 @@ class Transport:
             APIConnectionError: the server could not be reached or refused the upgrade.
             TimeoutError: the budget ran out.
         """
-        sock = None
         try:
-            sock = _read_ahead_socket(url, timeout)
             ws = websocket.create_connection(
                 url,
                 timeout=timeout,
                 enable_multithread=True,
                 sslopt=dict(ssl_options or {}),
                 suppress_origin=True,
-                **({"socket": sock} if sock is not None else {}),
             )
             ws.settimeout(io_timeout)
         except Exception as exc:  # translated in one place
-            if sock is not None:
-                sock.close()
             raise _translate(exc, f"connecting to {url}") from exc
         return cls(ws)
 
@@ -130,8 +124,6 @@ class Transport:
             return True  # closed: recv() reports it
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True
-        if isinstance(sock, _ReadAheadSocket) and sock.buffered:
-            return True
         try:
             readable, _, _ = select.select([sock], [], [], timeout)
         except (OSError, ValueError):
@@ -147,9 +139,7 @@ class Transport:
             ProtocolError: the peer broke websocket framing.
         """
         try:
-            sock = self._ws.sock
-            whole = sock.take_frame() if type(sock) is _ReadAheadSocket and self._between_messages() else None
-            opcode, data = whole if whole is not None else self._ws.recv_data(control_frame=True)
+            opcode, data = self._ws.recv_data(control_frame=True)
         except Exception as exc:
             raise _translate(exc, "receiving") from exc
         if opcode == websocket.ABNF.OPCODE_CLOSE:
@@ -161,10 +151,6 @@ class Transport:
             except UnicodeDecodeError as exc:
                 raise ProtocolError("text frame is not valid UTF-8") from exc
         return Frame(kind, data)
-
-    def _between_messages(self) -> bool:
-        """True unless websocket-client is inside a fragmented message (then it reads on)."""
-        return getattr(getattr(self._ws, "cont_frame", None), "recving_frames", True) is None
 
     def send_close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; never raises (the socket may be gone)."""
@@ -186,120 +172,6 @@ class Transport:
             self._ws.shutdown()
         except Exception:
             pass
-
-
-class _ReadAheadSocket(socket.socket):
-    """A plain TCP socket whose ``recv`` reads ahead and serves small reads from memory.
-
-    websocket-client reads the upgrade response one byte per ``recv`` and
-    each frame in pieces (2 header bytes, the length, the payload); on a
-    socket with a timeout each piece costs two system calls (poll, recv),
-    about 250 for the handshake alone. Reading up to ``READ`` bytes at once
-    makes that one call per burst. Only ``recv`` (without flags) changes;
-    ``buffered`` tells a ``select`` caller that bytes are already here.
-    """
-
-    __slots__ = ("_ahead", "_pos")
-    READ = 262144
-    PIECE = 32768  # below malloc's mmap threshold: pieces reuse heap memory (no page faults)
-
-    def __init__(self, family: int, type: int, proto: int, fileno: int) -> None:  # noqa: A002
-        super().__init__(family, type, proto, fileno)
-        self._ahead = b""  # bytes read ahead, served from _pos on; b"" once all served
-        self._pos = 0
-
-    @property
-    def buffered(self) -> bool:
-        """True if bytes read ahead are waiting."""
-        return bool(self._ahead)
-
-    def take_frame(self) -> Optional[tuple]:
-        """Return ``(opcode, payload)`` of a whole data frame starting in the buffer, else None.
-
-        Only the common case: a final, unmasked text or binary frame with no
-        extension bits, whose header is among the bytes read ahead (reads
-        ahead first if none are); the rest of its payload is read here, with
-        the socket's timeout per read, as websocket-client does. Anything
-        else returns None and is left to websocket-client, which reads the
-        same bytes through ``recv``.
-        """
-        if not self._ahead:
-            data = super().recv(self.READ)
-            if not data:
-                return None  # end of stream: websocket-client's own read reports it
-            self._ahead, self._pos = data, 0
-        ahead, pos = self._ahead, self._pos
-        if len(ahead) - pos < 2 or ahead[pos] not in (0x81, 0x82) or ahead[pos + 1] & 0x80:
-            return None
-        size, start = ahead[pos + 1], pos + 2
-        if size >= 126:
-            start += 2 if size == 126 else 8
-            if start > len(ahead):
-                return None
-            size = int.from_bytes(ahead[pos + 2:start], "big")
-        opcode, end = ahead[pos] & 0x0F, start + size
-        if end <= len(ahead):
-            if end < len(ahead):
-                self._pos = end
-            else:
-                self._ahead = b""
-            return opcode, ahead[start:end]
-        pieces = [memoryview(ahead)[start:]]
-        have = len(ahead) - start
-        self._ahead = b""
-        while have < size:  # the rest of a large frame: straight from the socket
-            piece = super().recv(min(size - have, self.PIECE))
-            if not piece:
-                raise websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")
-            pieces.append(piece)
-            have += len(piece)
-        return opcode, b"".join(pieces)
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        ahead = self._ahead
-        if ahead:
-            pos, end = self._pos, self._pos + bufsize
-            if end < len(ahead):
-                self._pos = end
-                return ahead[pos:end]
-            self._ahead = b""  # all served: keep no memory between reads
-            return ahead[pos:]
-        if flags:
-            return super().recv(bufsize, flags)
-        data = super().recv(max(bufsize, self.READ))
-        if len(data) <= bufsize:
-            return data
-        self._ahead, self._pos = data, bufsize
-        return data[:bufsize]
-
-
-def _read_ahead_socket(url: str, timeout: Optional[float]) -> Optional[_ReadAheadSocket]:
-    """Connect a read-ahead socket for a plain ``ws://`` URL; None: let websocket-client connect.
-
-    TLS (``wss://``) and proxied URLs keep websocket-client's own path (a
-    TLS socket reads whole records, so its small reads make no system call).
-    The socket options are websocket-client's defaults (TCP_NODELAY,
-    keepalive), as on the sockets it opens itself.
-    """
-    parts = urlsplit(url)
-    if parts.scheme != "ws" or not parts.hostname:
-        return None
-    try:
-        from websocket._url import get_proxy_info
-
-        if get_proxy_info(parts.hostname, False)[0]:
-            return None
-    except Exception:  # an unfamiliar websocket-client: use its path
-        return None
-    raw = socket.create_connection((parts.hostname, parts.port or 80), timeout)
-    sock = _ReadAheadSocket(raw.family, raw.type, raw.proto, raw.detach())
-    sock.settimeout(timeout)
-    for option in websocket.DEFAULT_SOCKET_OPTION:
-        try:
-            sock.setsockopt(*option)
-        except OSError:
-            pass
-    return sock
 
 
 def _close_frame(payload: bytes) -> Frame:
