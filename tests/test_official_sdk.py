@@ -4,7 +4,9 @@ import io
 
 import pytest
 
-lmnt = pytest.importorskip("lmnt", minversion="2.0")
+import lmnt  # noqa: E402 - lmnt 2.x is a [test] dependency; never skipped
+
+assert int(lmnt.__version__.split(".")[0]) >= 2, f"needs the official SDK 2.x, found {lmnt.__version__}"
 
 from lmnt import AsyncLmnt, AuthenticationError, NotFoundError  # noqa: E402
 from lmnt.types import SpeechSessionAudio  # noqa: E402
