@@ -39,7 +39,8 @@ import time
 from typing import Any, Dict, List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+# BENCH_LMNT_SYNC_TREE: import lmnt_sync from another checkout (``run.py --compare``).
+sys.path.insert(0, os.environ.get("BENCH_LMNT_SYNC_TREE") or os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from stamp_engine import check_chunk, send_stamp  # noqa: E402

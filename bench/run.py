@@ -2,9 +2,10 @@
 
 Run from the repository root; prints Markdown (figures in BENCHMARKS.md):
 
-    python bench/run.py            # full run, about 7 minutes on 2 cores
-    python bench/run.py --quick    # about 1.5 minutes, fewer rounds and samples
+    python bench/run.py            # full run, about 5 minutes on 2 cores
+    python bench/run.py --quick    # under a minute, fewer rounds and samples (noisier)
     python bench/run.py --only clients --json out.json
+    python bench/run.py --compare TREE   # + lmnt_sync from another checkout, same run
 
 Benchmarks, not timed tests: nothing here passes or fails on a number. The
 machines are noisy, so the client figures are ratios against baselines
@@ -38,7 +39,7 @@ import platform
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -62,9 +63,9 @@ QUICK = {"rounds": 3, "open_n": 6, "flush_n": 6, "frames": 150, "tp_words": 400,
 class Proc:
     """A child process spoken to in JSON lines."""
 
-    def __init__(self, args: List[str]) -> None:
+    def __init__(self, args: List[str], env: Optional[Dict[str, str]] = None) -> None:
         self.p = subprocess.Popen([sys.executable, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  text=True, cwd=ROOT)
+                                  text=True, cwd=ROOT, env={**os.environ, **env} if env else None)
         self.hello = self.read()
 
     def read(self) -> Dict[str, Any]:
@@ -99,7 +100,9 @@ def start_server(engine: str) -> Proc:
 
 # -- clients -----------------------------------------------------------------
 
-def run_clients(cfg: Dict[str, Any], log) -> Dict[str, Any]:
+def run_clients(cfg: Dict[str, Any], log, compare: Optional[str] = None) -> Dict[str, Any]:
+    """Measure the clients, interleaved; ``compare``: also lmnt_sync from that checkout."""
+    clients = CLIENTS + (["compare"] if compare else [])
     server = start_server("stamp")
     info = server.hello
     if not info["passthrough"]:
@@ -107,22 +110,23 @@ def run_clients(cfg: Dict[str, Any], log) -> Dict[str, Any]:
     blaster = Proc(["bench/blaster.py", f"--frame-bytes={SIZES['burst_bytes']}"])
     workers: Dict[str, Proc] = {}
     try:
-        for name in CLIENTS:
-            workers[name] = Proc(["bench/client_worker.py", name, info["url"], info["api_key"], json.dumps(SIZES),
-                                  blaster.hello["url"]])
+        for name in clients:
+            workers[name] = Proc(["bench/client_worker.py", "lmnt_sync" if name == "compare" else name, info["url"],
+                                  info["api_key"], json.dumps(SIZES), blaster.hello["url"]],
+                                 env={"BENCH_LMNT_SYNC_TREE": compare} if name == "compare" else None)
         memory = {}
-        for name in CLIENTS:
+        for name in clients:
             memory[name] = workers[name].call(op="memory", n=cfg["mem_sessions"])
             log(f"memory {name}: {memory[name]}")
         server_idle = _server_idle_rss(info, cfg["mem_sessions"])
         metrics: Dict[str, Dict[str, List[float]]] = {}
 
         def add(metric: str, name: str, value: float) -> None:
-            metrics.setdefault(metric, {c: [] for c in CLIENTS})[name].append(value)
+            metrics.setdefault(metric, {c: [] for c in clients})[name].append(value)
 
         checks_ok = True
         for r in range(cfg["rounds"]):
-            order = CLIENTS[r % 3:] + CLIENTS[:r % 3]
+            order = clients[r % len(clients):] + clients[:r % len(clients)]
             for name in order:
                 add("open_ms", name, median(workers[name].call(op="open_first", n=cfg["open_n"])))
             for name in order:
@@ -144,8 +148,8 @@ def run_clients(cfg: Dict[str, Any], log) -> Dict[str, Any]:
                 add("cpu_s_per_audio_h_capacity", name, t["cpu_s"] / t["audio_s"] * 3600)
                 checks_ok = checks_ok and t["ok"]
             log(f"round {r + 1}/{cfg['rounds']}: " + ", ".join(
-                f"{m} " + "/".join(f"{metrics[m][c][-1]:.3g}" for c in CLIENTS) for m in metrics))
-        for name in CLIENTS:
+                f"{m} " + "/".join(f"{metrics[m][c][-1]:.3g}" for c in clients) for m in metrics))
+        for name in clients:
             add("rss_kib_per_session", name, memory[name]["rss_per_session"] / 1024)
             add("threads_per_session", name, memory[name]["threads_per_session"])
         return {"metrics": metrics, "checks_ok": checks_ok, "server_idle_kib_per_session": server_idle / 1024}
@@ -227,14 +231,20 @@ def _fmt(x: float) -> str:
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
+def _ratio_txt(x: float) -> str:
+    return f"{x:.2f}x" if x == x else "n/a"
+
+
 def report_clients(res: Dict[str, Any], cfg: Dict[str, Any]) -> str:
     m = res["metrics"]
+    has_other = "compare" in m["open_ms"]
+    extra = " lmnt_sync, --compare tree | that / SDK |" if has_other else ""
     lines = [
-        "| figure | lmnt_sync | official SDK | floor | lmnt_sync / SDK | lmnt_sync / floor | target | |",
-        "|---|---|---|---|---|---|---|---|",
+        "| figure | lmnt_sync | official SDK | floor | lmnt_sync / SDK | lmnt_sync / floor | target | |" + extra,
+        "|---|---|---|---|---|---|---|---|" + ("---|---|" if has_other else ""),
     ]
     for key, label, _, target in ROWS:
-        vals = {c: median(m[key][c]) for c in CLIENTS}
+        vals = {c: median(v) for c, v in m[key].items()}
         per_round = len(m[key]["sdk"]) > 1
         r_sdk = ratio(m[key], "lmnt_sync", "sdk")
         r_floor = ratio(m[key], "lmnt_sync", "floor")
@@ -246,9 +256,10 @@ def report_clients(res: Dict[str, Any], cfg: Dict[str, Any]) -> str:
             ok = r_sdk <= bound if op == "<=" else r_sdk >= bound
             met = "met" if ok else "**missed**"
         tgt = f"{target[0]} {target[1]}x" if target else ""
-        f_txt = f"{r_floor:.2f}x" if r_floor == r_floor else "n/a"
+        f_txt = _ratio_txt(r_floor)
         lines.append(f"| {label} | {_fmt(vals['lmnt_sync'])} | {_fmt(vals['sdk'])} | {_fmt(vals['floor'])} | "
-                     f"{r_txt} | {f_txt} | {tgt} | {met} |")
+                     f"{r_txt} | {f_txt} | {tgt} | {met} |"
+                     + (f" {_fmt(vals['compare'])} | {_ratio_txt(ratio(m[key], 'compare', 'sdk'))} |" if has_other else ""))
     lines.append("")
     lines.append(f"{cfg['rounds']} rounds; per round: {cfg['open_n']} new sessions, {cfg['flush_n']} flushes, "
                  f"{cfg['frames']} paced frames ({SIZES['paced_bytes']} B = 100 ms, {SIZES['pace_s'] * 1000:.0f} ms "
@@ -285,6 +296,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and samples (~1.5 min)")
     parser.add_argument("--only", choices=["clients", "server"], help="run one half only")
     parser.add_argument("--json", help="also write the raw results to this file")
+    parser.add_argument("--compare", metavar="TREE", help="also measure lmnt_sync from this checkout (a folder "
+                        "holding lmnt_sync/, e.g. made by: git archive REV lmnt_sync | tar -x -C TREE)")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     t0 = time.time()
@@ -296,7 +309,7 @@ def main(argv=None) -> int:
     out = [f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
            f"{'quick' if args.quick else 'full'} run"]
     if args.only in (None, "clients"):
-        results["clients"] = run_clients(cfg, log)
+        results["clients"] = run_clients(cfg, log, os.path.abspath(args.compare) if args.compare else None)
         out += ["", report_clients(results["clients"], cfg)]
     if args.only in (None, "server"):
         results["server"] = run_server(cfg, log)
