@@ -57,6 +57,7 @@ class SessionState:
         self.protocol = protocol
         self.queue: "queue.Queue[QueueItem]" = queue.Queue(maxsize=max_queue)
         self.lock = threading.Lock()
+        self.send_lock = threading.Lock()  # caller threads only: keeps encode order = wire order
         self.changed = threading.Condition(self.lock)  # notified on acks, ready, end
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout

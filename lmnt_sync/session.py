@@ -149,17 +149,23 @@ class StreamingConnection:
         self._send(lambda proto: proto.finish())
 
     def _send(self, make: Callable[[p.ClientProtocol], Any]) -> Any:
-        """Encode under the lock, then send outside it; returns the nonce, if any."""
+        """Encode under the state lock, send outside it; returns the nonce, if any.
+
+        ``send_lock`` spans both steps so frames reach the wire in the order
+        they were encoded (two threads racing could otherwise put text on the
+        wire after a finish encoded before it). The receiver never takes it.
+        """
         state = self._state
-        with state.lock:
-            self._raise_if_ended()
-            result = make(state.protocol)
-        frame, nonce = result if isinstance(result, tuple) else (result, None)
-        try:
-            state.transport.send_text(frame)
-        except LmntError:
-            self._raise_recorded_error(_SEND_FAILURE_GRACE)
-            raise
+        with state.send_lock:
+            with state.lock:
+                self._raise_if_ended()
+                result = make(state.protocol)
+            frame, nonce = result if isinstance(result, tuple) else (result, None)
+            try:
+                state.transport.send_text(frame)
+            except LmntError:
+                self._raise_recorded_error(_SEND_FAILURE_GRACE)
+                raise
         return nonce
 
     def _raise_recorded_error(self, grace: float) -> None:
