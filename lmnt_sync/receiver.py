@@ -1,12 +1,22 @@
-"""The receiver thread of a streaming session and the state it shares.
+"""Reading a streaming session's socket, and the state the reading shares.
 
-``SessionState`` is everything the caller's thread and the receiver thread
+``SessionState`` is everything the caller's threads and the receiver thread
 share, guarded by one lock (``state.lock``) that is never held while blocking
-on the network, on the queue, or in user code. ``run_receiver`` is the
-thread's body: it reads frames, turns them into events with the sans-I/O
-protocol, queues audio for the caller, and keeps the connection alive with
-pings. It never raises into nowhere: it records the first error, closes the
-transport and always ends by putting an end marker on the queue.
+on the network, on the inbox, or in user code.
+
+Whoever holds ``state.read_lock`` reads: ``read_step`` reads and handles at
+most one frame, turning it into events with the sans-I/O protocol and
+queueing messages in the inbox. A caller blocked in ``recv()`` on an empty
+inbox takes the lock and reads for itself, so a frame reaches it with no
+hop between threads (the floor's latency, not a queue hand-over plus a
+wake-up). ``run_receiver``, the background thread, steps aside while a
+caller reads and takes over once none has read for ``LINGER`` seconds: it
+keeps the connection alive with pings, reads the server's errors and acks
+while the caller only sends, and fills the inbox while the caller is busy.
+
+Whoever sees the session end calls ``end_session``: it records the first
+error, closes the transport and puts the end marker in the inbox. Nothing
+raises into nowhere.
 
 Deliberately, the thread's target is a plain function over ``SessionState``
 rather than a method of the public connection object, so an abandoned
@@ -14,7 +24,6 @@ connection can still be garbage-collected (and its finalizer close it).
 """
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from typing import Any, Dict, Optional
@@ -23,25 +32,29 @@ from . import protocol as p
 from .errors import (
     ConnectionClosedError,
     ConnectionClosedOK,
+    LmntError,
     ProtocolError,
     SessionError,
 )
+from .inbox import END, ERROR, MESSAGE, Inbox
 from .transport import Transport
 
-__all__ = ["SessionState", "QueueItem", "run_receiver", "END", "ERROR", "MESSAGE"]
+__all__ = ["SessionState", "read_step", "run_receiver", "end_session", "END", "ERROR", "MESSAGE", "LINGER"]
 
-MESSAGE, ERROR, END = "message", "error", "end"
-QueueItem = tuple  # (MESSAGE, reset_epoch, dict) | (ERROR, exc) | (END, None)
-
-_PUT_POLL = 0.05  # how often a blocked put re-checks for close(), in seconds
+# How long the receiver thread stays out of the way after a caller last read
+# for itself: a caller iterating a stream re-enters recv() within this time,
+# so the two threads do not both wake for every frame.
+LINGER = 0.05
 
 
 class SessionState:
     """State shared by the caller's threads and the receiver thread.
 
-    Attributes guarded by ``lock``: ``protocol`` (sends and receives),
-    ``error``, ``ended``, ``request_id``, ``flushes_done``, ``resets_done``,
-    ``buffer_empty_count``, ``resets_sent``.
+    Guarded by ``lock``: ``protocol`` (sends and receives), ``error``,
+    ``ended``, ``request_id``, ``ready``, ``flushes_done``, ``resets_done``,
+    ``resets_sent``, ``buffer_empty_count``, ``callers_reading``,
+    ``caller_left_at``. Touched only by the holder of ``read_lock``:
+    ``last_heard``, ``ping_sent`` and the transport's receiving side.
     """
 
     def __init__(
@@ -55,10 +68,12 @@ class SessionState:
     ) -> None:
         self.transport = transport
         self.protocol = protocol
-        self.queue: "queue.Queue[QueueItem]" = queue.Queue(maxsize=max_queue)
+        self.inbox = Inbox(max_queue)
         self.lock = threading.Lock()
         self.send_lock = threading.Lock()  # caller threads only: keeps encode order = wire order
+        self.read_lock = threading.Lock()  # whoever holds it reads the socket
         self.changed = threading.Condition(self.lock)  # notified on acks, ready, end
+        self.reader_wanted = threading.Condition(self.lock)  # wakes a receiver that stepped aside
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.max_frame_bytes = max_frame_bytes
@@ -71,6 +86,10 @@ class SessionState:
         self.resets_done = 0
         self.resets_sent = 0
         self.buffer_empty_count = 0
+        self.callers_reading = 0
+        self.caller_left_at = float("-inf")
+        self.last_heard = time.monotonic()
+        self.ping_sent: Optional[float] = None
 
     def record_error(self, exc: BaseException) -> None:
         """Keep the first error only: later ones are consequences of it."""
@@ -79,64 +98,124 @@ class SessionState:
                 self.error = exc
             self.changed.notify_all()
 
+    def wake_receiver(self) -> None:
+        """Make a receiver that stepped aside look again (closing, ended)."""
+        with self.lock:
+            self.reader_wanted.notify_all()
+            self.changed.notify_all()
+
+
+def read_step(state: SessionState, wait: Optional[float], *, caller: bool) -> None:
+    """Read and handle at most one frame; the caller must hold ``state.read_lock``.
+
+    Waits up to ``wait`` seconds (None: until the next keepalive is due) for
+    a frame to start; on a quiet line it sends or checks keepalive pings.
+    Messages go to the inbox: with backpressure from the receiver thread,
+    at once from a ``caller`` (which reads only when the inbox is empty).
+
+    Any failure ends the session (``end_session``) and is delivered through
+    the inbox. An exception that is not ours (KeyboardInterrupt landing in
+    the caller's thread) is re-raised after that, except while only waiting
+    for data: then no byte was consumed and the session stays usable.
+    """
+    if state.ended:
+        return
+    if not state.transport.wait_readable(_read_wait(state, wait)):
+        try:
+            _keepalive(state)
+        except LmntError as exc:
+            end_session(state, exc)
+        return
+    try:
+        frame = state.transport.recv()
+        state.last_heard, state.ping_sent = time.monotonic(), None
+        if _handle_frame(state, frame, caller):
+            end_session(state)
+    except LmntError as exc:
+        end_session(state, exc)
+    except BaseException as exc:
+        # Part of a frame may have been consumed: the stream cannot be trusted.
+        end_session(state, ConnectionClosedError(f"reading the connection was interrupted ({type(exc).__name__})"))
+        raise
+
 
 def run_receiver(state: SessionState) -> None:
-    """Body of the receiver thread; returns when the connection has ended."""
+    """Body of the receiver thread; returns when the session has ended."""
     try:
-        _receive_until_closed(state)
+        while not state.ended:
+            _step_aside(state)
+            if state.ended:
+                break
+            # Wait without the read lock, so a caller can take it meanwhile.
+            state.transport.wait_readable(_read_wait(state, None))
+            with state.read_lock:
+                read_step(state, 0, caller=False)
     except BaseException as exc:  # the thread must never die silently
-        if not state.closing.is_set():
-            state.record_error(exc)
+        end_session(state, exc)
     finally:
-        state.transport.close()
-        with state.lock:
-            state.ended = True
-            error = state.error
-            state.changed.notify_all()
-        if error is not None and not state.closing.is_set():
-            _deliver(state, (ERROR, error))
-        _deliver_final(state, (END, None))
+        end_session(state)
 
 
-def _receive_until_closed(state: SessionState) -> None:
-    last_heard = time.monotonic()
-    ping_sent: Optional[float] = None
-    while True:
-        wait = _next_keepalive_wait(state, last_heard, ping_sent)
-        if not state.transport.wait_readable(wait):
-            ping_sent = _keepalive(state, last_heard, ping_sent)
-            continue
-        frame = state.transport.recv()
-        last_heard, ping_sent = time.monotonic(), None
-        if _handle_frame(state, frame):
+def end_session(state: SessionState, error: Optional[BaseException] = None) -> None:
+    """Mark the session over: record ``error``, close the transport, queue the end; idempotent."""
+    if error is not None and not state.closing.is_set():
+        state.record_error(error)  # after close(), errors are consequences of closing
+    with state.lock:
+        if state.ended:
             return
+        state.ended = True
+        error = state.error
+        state.changed.notify_all()
+        state.reader_wanted.notify_all()
+    state.transport.close()
+    if error is not None and not state.closing.is_set():
+        state.inbox.put_now((ERROR, error))
+    state.inbox.put_now((END, None))
 
 
-def _next_keepalive_wait(state: SessionState, last_heard: float, ping_sent: Optional[float]) -> Optional[float]:
+def _step_aside(state: SessionState) -> None:
+    """Block while a caller reads for itself, and ``LINGER`` seconds after it last did."""
+    with state.lock:
+        while not state.ended and not state.closing.is_set():
+            if not state.callers_reading and time.monotonic() - state.caller_left_at >= LINGER:
+                return
+            state.reader_wanted.wait(LINGER)
+
+
+def _read_wait(state: SessionState, wait: Optional[float]) -> Optional[float]:
+    """``wait``, shortened so the next keepalive check is not missed."""
+    keepalive = _next_keepalive_wait(state)
+    if keepalive is None:
+        return wait
+    return keepalive if wait is None else min(wait, keepalive)
+
+
+def _next_keepalive_wait(state: SessionState) -> Optional[float]:
     if state.ping_interval is None:
         return None
     now = time.monotonic()
-    if ping_sent is None:
-        return max(last_heard + state.ping_interval - now, 0.0)
-    return max(ping_sent + (state.ping_timeout or 0.0) - now, 0.0)
+    if state.ping_sent is None:
+        return max(state.last_heard + state.ping_interval - now, 0.0)
+    return max(state.ping_sent + (state.ping_timeout or 0.0) - now, 0.0)
 
 
-def _keepalive(state: SessionState, last_heard: float, ping_sent: Optional[float]) -> Optional[float]:
+def _keepalive(state: SessionState) -> None:
     """Send a ping when the line has been quiet; fail when a ping went unanswered."""
+    if state.ping_interval is None:
+        return
     now = time.monotonic()
-    if ping_sent is None:
-        if now - last_heard >= (state.ping_interval or 0.0):
+    if state.ping_sent is None:
+        if now - state.last_heard >= state.ping_interval:
             state.transport.ping()
-            return now
-        return None
-    if state.ping_timeout is not None and now - ping_sent >= state.ping_timeout:
+            state.ping_sent = now
+        return
+    if state.ping_timeout is not None and now - state.ping_sent >= state.ping_timeout:
         raise ConnectionClosedError(
             f"no answer to a keepalive ping within {state.ping_timeout:g} s: the server is unreachable"
         )
-    return ping_sent
 
 
-def _handle_frame(state: SessionState, frame: Any) -> bool:
+def _handle_frame(state: SessionState, frame: Any, caller: bool) -> bool:
     """Process one frame; return True when the connection is over."""
     if frame.kind == "pong":
         return False
@@ -155,24 +234,24 @@ def _handle_frame(state: SessionState, frame: Any) -> bool:
             events = [p.Violation(f"unexpected websocket frame type {frame.kind!r}")]
     done = False
     for event in events:
-        done = _handle_event(state, event) or done
+        done = _handle_event(state, event, caller) or done
     return done
 
 
-def _handle_event(state: SessionState, event: p.Event) -> bool:
+def _handle_event(state: SessionState, event: p.Event, caller: bool) -> bool:
     """Act on one protocol event; return True when the connection is over."""
     if isinstance(event, p.Audio):
-        _deliver_message(state, _audio_message(event))
+        _deliver_message(state, caller, _audio_message(event))
     elif isinstance(event, p.Timestamps):
         if state.protocol.return_extras:
-            _deliver_message(state, {"type": "timestamps", "audio": b"", "timestamps": event.timestamps})
+            _deliver_message(state, caller, {"type": "timestamps", "audio": b"", "timestamps": event.timestamps})
     elif isinstance(event, (p.Ready, p.FlushComplete, p.ResetComplete)):
         _record_ack(state, event)
         if state.protocol.return_extras and not isinstance(event, p.Ready):
             # Timestamps restart at 0.0 after each flush and reset (API 1.2):
             # whoever places words on the audio needs to see where.
             kind = "flush_complete" if isinstance(event, p.FlushComplete) else "reset_complete"
-            _deliver_message(state, {"type": kind, "nonce": event.nonce, "audio": b""})
+            _deliver_message(state, caller, {"type": kind, "nonce": event.nonce, "audio": b""})
     elif isinstance(event, p.ServerError):
         state.record_error(SessionError(event.message, type=event.type, request_id=event.request_id or state.request_id))
     elif isinstance(event, p.Violation):
@@ -220,39 +299,14 @@ def _record_close(state: SessionState, event: p.Closed) -> None:
         )
 
 
-def _deliver_message(state: SessionState, message: Dict[str, Any]) -> None:
+def _deliver_message(state: SessionState, caller: bool, message: Dict[str, Any]) -> None:
     with state.lock:
         epoch = state.resets_done
         if message.get("buffer_empty") is True:
             state.buffer_empty_count += 1
             state.changed.notify_all()
-    _deliver(state, (MESSAGE, epoch, message))
-
-
-def _deliver(state: SessionState, item: QueueItem) -> None:
-    """Queue ``item``, waiting while the queue is full (backpressure on the socket).
-
-    Gives up only when close() has been called: the caller asked to stop.
-    """
-    while not state.closing.is_set():
-        try:
-            state.queue.put(item, timeout=_PUT_POLL)
-            return
-        except queue.Full:
-            continue
-
-
-def _deliver_final(state: SessionState, item: QueueItem) -> None:
-    """Queue the end marker; after close(), make room by dropping the oldest item."""
-    while True:
-        try:
-            state.queue.put(item, timeout=_PUT_POLL)
-            return
-        except queue.Full:
-            if state.closing.is_set():
-                try:
-                    state.queue.get_nowait()
-                except queue.Empty:
-                    pass
-
-
+    item = (MESSAGE, epoch, message)
+    if caller:
+        state.inbox.put_now(item)  # the inbox was empty: a few items over the bound at most
+    else:
+        state.inbox.put(item, give_up=state.closing.is_set)  # backpressure; close() ends the wait

@@ -6,9 +6,10 @@ caller iterates. All methods are safe to call from any thread.
 """
 from __future__ import annotations
 
-import queue
 import threading
+import time
 import weakref
+from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, Optional
 
 from . import protocol as p
@@ -21,7 +22,7 @@ from .errors import (
     LocalProtocolError,
     SessionError,
 )
-from .receiver import END, ERROR, MESSAGE, SessionState, run_receiver
+from .receiver import ERROR, MESSAGE, SessionState, read_step, run_receiver
 
 __all__ = ["StreamingConnection"]
 
@@ -226,6 +227,10 @@ class StreamingConnection:
     def recv(self, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Return the next message; blocks up to ``timeout`` seconds (None: no limit).
 
+        When nothing is queued, the calling thread reads the socket itself
+        (unless another thread already is), so a frame needs no hand-over
+        between threads.
+
         Raises:
             ConnectionClosedOK: the session ended normally or was closed here.
             SessionError: the server reported an error (with its request id).
@@ -234,30 +239,40 @@ class StreamingConnection:
         """
         deadline = Deadline(timeout)
         state = self._state
-        while True:
-            if self._closed_locally:
-                raise ConnectionClosedOK("the session was closed", 1000)
-            try:
-                item = state.queue.get(timeout=_signal_friendly(deadline.remaining()))
-            except queue.Empty:
-                if deadline.expired():
-                    raise deadline.error("recv()") from None
-                continue
-            kind = item[0]
-            if kind == MESSAGE:
-                if item[1] >= state.resets_sent:  # older audio belongs to text a reset dropped
-                    return item[2]
-                continue
-            self._requeue_end(item)
-            raise _ending_error(item[1] if kind == ERROR else state.error)
+        with _reading(state):
+            while True:
+                if self._closed_locally:
+                    raise ConnectionClosedOK("the session was closed", 1000)
+                item = state.inbox.get(0)
+                if item is None:
+                    if deadline.expired():
+                        raise deadline.error("recv()")
+                    item = self._read_or_wait(_signal_friendly(deadline.remaining()))
+                    if item is None:
+                        continue
+                kind = item[0]
+                if kind == MESSAGE:
+                    if item[1] >= state.resets_sent:  # older audio belongs to text a reset dropped
+                        return item[2]
+                    continue
+                raise _ending_error(item[1] if kind == ERROR else state.error)
 
-    def _requeue_end(self, item: Any) -> None:
-        """Put the end marker back so every later call (any thread) sees the end too."""
-        if item[0] == END:
-            try:
-                self._state.queue.put_nowait(item)
-            except queue.Full:  # cannot be: we just took one item out
-                pass
+    def _read_or_wait(self, wait: float) -> Optional[Any]:
+        """Read one frame in this thread, unless another thread is reading; then wait for it.
+
+        Returns the next item, or None if none came within ``wait`` seconds.
+        """
+        state = self._state
+        if state.ended:
+            return state.inbox.get(wait)  # the end marker is on its way
+        if not state.read_lock.acquire(timeout=wait):
+            return None
+        try:
+            if state.inbox.empty():  # else the reader before us delivered something
+                read_step(state, wait, caller=True)
+        finally:
+            state.read_lock.release()
+        return state.inbox.get(0)
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         """Yield messages until the session ends (see class docstring)."""
@@ -302,9 +317,23 @@ def _signal_friendly(remaining: Optional[float]) -> float:
     return _SIGNAL_POLL if remaining is None else min(remaining, _SIGNAL_POLL)
 
 
+@contextmanager
+def _reading(state: SessionState) -> Iterator[None]:
+    """Count a caller thread in ``recv()``: the receiver thread stays out of its way."""
+    with state.lock:
+        state.callers_reading += 1
+    try:
+        yield
+    finally:
+        with state.lock:
+            state.callers_reading -= 1
+            state.caller_left_at = time.monotonic()
+
+
 def _shutdown(state: SessionState, thread: threading.Thread, timeout: float) -> None:
     """Close a session's connection and join its receiver (also the GC finalizer)."""
     state.closing.set()
+    state.wake_receiver()
     if thread.is_alive():
         state.transport.send_close(1000)
         thread.join(timeout)

@@ -11,7 +11,9 @@ import socket
 import ssl
 import struct
 from dataclasses import dataclass
+import urllib.request
 from typing import Any, Dict, Optional
+from urllib.parse import urlsplit
 
 import websocket
 
@@ -85,16 +87,21 @@ class Transport:
             APIConnectionError: the server could not be reached or refused the upgrade.
             TimeoutError: the budget ran out.
         """
+        sock = None
         try:
+            sock = _read_ahead_socket(url, timeout)
             ws = websocket.create_connection(
                 url,
                 timeout=timeout,
                 enable_multithread=True,
                 sslopt=dict(ssl_options or {}),
                 suppress_origin=True,
+                socket=sock,  # None: websocket-client opens its own
             )
             ws.settimeout(io_timeout)
         except Exception as exc:  # translated in one place
+            if sock is not None:
+                sock.close()
             raise _translate(exc, f"connecting to {url}") from exc
         return cls(ws)
 
@@ -123,6 +130,8 @@ class Transport:
         if sock is None:
             return True  # closed: recv() reports it
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        if isinstance(sock, _ReadAheadSocket) and sock.buffered:
             return True
         try:
             readable, _, _ = select.select([sock], [], [], timeout)
@@ -167,11 +176,91 @@ class Transport:
             pass
 
     def close(self) -> None:
-        """Release the socket; idempotent, never raises."""
+        """Release the socket; idempotent, never raises.
+
+        Shuts the socket down before closing it: on Linux, closing alone does
+        not wake another thread blocked in ``select`` on it.
+        """
+        self.abort()
         try:
             self._ws.shutdown()
         except Exception:
             pass
+
+
+class _ReadAheadSocket(socket.socket):
+    """A plain TCP socket whose ``recv`` reads ahead and serves small reads from memory.
+
+    websocket-client reads the upgrade response one byte per ``recv`` and
+    each frame in pieces (2 header bytes, the length, the payload); on a
+    socket with a timeout each piece costs two system calls (poll, recv),
+    about 250 for the handshake alone. Reading up to ``READ`` bytes at once
+    makes that one call per burst; websocket-client still does all the
+    framing. Only ``recv`` without flags changes; ``buffered`` tells a
+    ``select`` caller that bytes are already here.
+    """
+
+    __slots__ = ("_ahead", "_pos")
+    READ = 262144
+
+    def __init__(self, family: int, type: int, proto: int, fileno: int) -> None:  # noqa: A002
+        super().__init__(family, type, proto, fileno)
+        self._ahead = b""  # bytes read ahead, served from _pos on; b"" once all served
+        self._pos = 0
+
+    @property
+    def buffered(self) -> bool:
+        """True if bytes read ahead are waiting."""
+        return bool(self._ahead)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        ahead = self._ahead
+        if ahead:
+            pos, end = self._pos, self._pos + bufsize
+            if end < len(ahead):
+                self._pos = end
+                return ahead[pos:end]
+            self._ahead = b""  # all served: hold no memory between bursts
+            return ahead[pos:] if pos else ahead
+        if flags:
+            return super().recv(bufsize, flags)
+        data = super().recv(max(bufsize, self.READ))
+        if len(data) <= bufsize:
+            return data
+        self._ahead, self._pos = data, bufsize
+        return data[:bufsize]
+
+
+def _read_ahead_socket(url: str, timeout: Optional[float]) -> Optional[_ReadAheadSocket]:
+    """Connect a read-ahead socket for a plain ``ws://`` URL; None: let websocket-client connect.
+
+    TLS (``wss://``) keeps websocket-client's own path (a TLS socket reads
+    whole records, so its small reads make no system call), and so does a
+    URL that the environment's proxy settings send through a proxy (the
+    standard ``*_proxy``/``no_proxy`` rules, as websocket-client applies
+    them). The socket options are websocket-client's defaults (TCP_NODELAY,
+    keepalive), as on the sockets it opens itself.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "ws" or not parts.hostname or _proxied(parts.hostname):
+        return None
+    raw = socket.create_connection((parts.hostname, parts.port or 80), timeout)
+    sock = _ReadAheadSocket(raw.family, raw.type, raw.proto, raw.detach())
+    sock.settimeout(timeout)
+    for option in websocket.DEFAULT_SOCKET_OPTION:
+        try:
+            sock.setsockopt(*option)
+        except OSError:  # e.g. an option this platform lacks
+            pass
+    return sock
+
+
+def _proxied(hostname: str) -> bool:
+    """True if the environment names a proxy for ``ws://`` to ``hostname``."""
+    proxies = urllib.request.getproxies_environment()
+    if not (proxies.get("http") or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass_environment(hostname, proxies)
 
 
 def _close_frame(payload: bytes) -> Frame:

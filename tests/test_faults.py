@@ -132,7 +132,7 @@ def test_slow_consumer_gets_backpressure_not_loss(speech):
     conn.append_text(text)
     conn.finish()
     time.sleep(0.5)  # the server has far more than 8 messages for us by now
-    assert conn._state.queue.qsize() <= 8
+    assert conn._state.inbox.qsize() <= 8
     got = list(conn)
     assert words(got) == text.split()
     conn.close()
