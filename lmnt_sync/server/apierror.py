@@ -32,6 +32,7 @@ __all__ = [
     "rest_error_body",
     "new_request_id",
     "json_object",
+    "speakable",
 ]
 
 STATUS_BY_SLUG: Dict[str, int] = {
@@ -107,12 +108,32 @@ def json_object(raw: Union[str, bytes], what: str) -> Dict[str, Any]:
     """Decode ``raw`` as a JSON object; ``what`` names it in errors.
 
     Raises:
-        ApiError: invalid_request_error when ``raw`` is not JSON or not an object.
+        ApiError: invalid_request_error when ``raw`` is not JSON (or nested
+            too deeply for the decoder) or not an object.
     """
     try:
         value = json.loads(raw)
     except ValueError:
         raise ApiError("invalid_request_error", f"{what} is not valid JSON") from None
+    except RecursionError:  # e.g. 60 000 "[": json gives up on the nesting
+        raise ApiError("invalid_request_error", f"{what} is nested too deeply") from None
     if not isinstance(value, dict):
         raise ApiError("invalid_request_error", f"{what} must be a JSON object")
     return value
+
+
+def speakable(text: str, what: str) -> str:
+    """Return ``text`` if it can be encoded as UTF-8 (so an engine can speak it).
+
+    JSON escapes can carry unpaired surrogates (``"\\ud800"``), which are
+    not Unicode text; they are the client's fault, not a synthesis failure.
+
+    Raises:
+        ApiError: invalid_request_error naming ``what``.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError("invalid_request_error", f"{what} contains an unpaired surrogate "
+                       "(\\ud800-\\udfff); send valid Unicode text") from None
+    return text

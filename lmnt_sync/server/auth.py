@@ -42,5 +42,6 @@ class Auth:
         if self._key is None:
             return
         # compare_digest: the time taken must not reveal how much matched.
-        if not hmac.compare_digest(presented.encode("utf-8"), self._key):
+        # surrogatepass: a key decoded from bad bytes is wrong, not a crash.
+        if not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), self._key):
             raise ApiError("authentication_error", "invalid API key")

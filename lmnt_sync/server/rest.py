@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from aiohttp import BodyPartReader, web
 
-from .apierror import ApiError, json_object
+from .apierror import ApiError, json_object, speakable
 from .codecs import STREAMING_FORMATS, Encoder, content_type, normalize_format, normalize_sample_rate
 from .engines.base import Engine
 from .state import API_VERSION, REQUEST_ID, STREAMING, ServerState
@@ -132,6 +132,7 @@ def _speech_params(fields: Dict[str, Any], state: ServerState, request: web.Requ
     text = fields.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ApiError("invalid_request_error", "'text' is required and must be non-empty")
+    speakable(text, "'text'")
     limit = state.limits.max_rest_chars
     if len(text) > limit:
         raise ApiError("invalid_request_error", f"'text' has {len(text)} characters; "

@@ -115,8 +115,8 @@ async def _open_session(
                            f"{state.limits.max_sessions}); try again later")
     except _Closed:
         return None
-    except ApiError as err:
-        await _send_error(ws, generation, err, request_id)
+    except Exception as exc:  # ApiError: the client's fault; anything else is ours
+        await _send_error(ws, generation, _as_api_error(exc, request_id), request_id)
         return None
     return SpeechSession(ws, state, config, voice, request_id, frames)
 
@@ -138,6 +138,14 @@ async def _receive_init(ws: web.WebSocketResponse, state: ServerState) -> str:
         raise _Closed()
     _check_size(msg.data, state.limits.max_message_bytes)
     return msg.data
+
+
+def _as_api_error(exc: Exception, request_id: str) -> ApiError:
+    """Return ``exc`` if it is an ApiError; log anything else as our failure."""
+    if isinstance(exc, ApiError):
+        return exc
+    log.exception("speech session %s failed", request_id)
+    return ApiError("internal_server_error", f"internal error; request id {request_id}")
 
 
 async def _send_error(ws: web.WebSocketResponse, generation: Optional[Generation],
@@ -195,12 +203,12 @@ class SpeechSession:
             if self._config.generation is Generation.CURRENT:
                 await self._send([ready_frame(self._request_id)])
             await self._read()
-        except ApiError as err:
-            speaker.cancel()
-            await _settle(speaker)
-            await self._fail(err)
         except ConnectionResetError:
             pass  # the client vanished; nothing to tell it
+        except Exception as exc:  # a bad client message (ApiError) or a bug of ours
+            speaker.cancel()
+            await _settle(speaker)
+            await self._fail(_as_api_error(exc, self._request_id))
         finally:
             self._state.sessions.discard(self)
             if not speaker.done() and not self._closing:

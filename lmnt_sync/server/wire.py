@@ -48,7 +48,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from .apierror import ApiError, api_version, json_object
+from .apierror import ApiError, api_version, json_object, speakable
 from .codecs import STREAMING_FORMATS, normalize_format, normalize_sample_rate
 
 __all__ = [
@@ -315,7 +315,7 @@ def _text_field(message: Dict[str, Any]) -> str:
     text = message.get("text")
     if not isinstance(text, str):
         raise ApiError("invalid_request_error", "'text' must be a string")
-    return text
+    return speakable(text, "'text'")
 
 
 def _nonce(message: Dict[str, Any]) -> Any:
