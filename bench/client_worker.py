@@ -10,15 +10,18 @@ lives for the whole run, so its imports and warm-up are not timed and
 the parent can interleave the clients (A/B/C, B/C/A, ...).
 
 Every figure is taken in the caller's hands: for lmnt_sync after
-``recv()`` returned the message (the receiver thread read it, the caller
-thread got it from the queue); for the SDK after ``__anext__`` returned
+``recv()`` returned the message; for the SDK after ``__anext__`` returned
 the typed message; for the floor after ``recv_data()`` returned.
 Clocks: ``time.perf_counter_ns()`` (CLOCK_MONOTONIC, the server's clock
 too); CPU: ``time.process_time()`` (all threads of this process).
 
 Operations:
     memory(n): RSS growth per session with ``n`` sessions open (ready).
-    open_first(n): new session -> send text + flush -> first audio frame, ms.
+    open_first(n, preconnect=False): new session -> send text + flush -> first
+        audio frame, ms. ``preconnect``: lmnt_sync with
+        ``Speech(preconnect=True)``, each session taking the connection opened
+        in advance (waited for, untimed, in the pause between sessions); the
+        other clients have no such option and open cold.
     flush_first(n): on one open session, text + flush -> first audio frame, ms.
     handoff(frames): frames spaced by the server; each frame's latency from
         the server's send to the caller, us; CPU time of this process.
@@ -76,6 +79,15 @@ def measure_memory(n: int, open_session, wait_ready, close) -> Dict[str, Any]:
     return {"rss_per_session": (after - before) / n, "threads_per_session": (threads_after - threads) / n}
 
 
+def wait_for(predicate, timeout: float = 10.0) -> None:
+    """Poll ``predicate`` (untimed set-up between measurements)."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise RuntimeError("timed out waiting in set-up")
+        time.sleep(0.001)
+
+
 def words(n: int) -> str:
     return " ".join(f"w{i}" for i in range(n))
 
@@ -91,10 +103,22 @@ class LmntSyncClient:
         from lmnt_sync import Speech
 
         self.speech = Speech(api_key=key, base_url=url)
+        self.url, self.key, self.warm = url, key, None
         self.sizes = sizes
 
     def _open(self, voice: str):
         return self.speech.synthesize_streaming(voice, **FORMAT)
+
+    def _warm_speech(self):
+        """A Speech with preconnect=True; None if this lmnt_sync (a --compare tree) predates it."""
+        if self.warm is None:
+            from lmnt_sync import Speech
+
+            try:
+                self.warm = Speech(api_key=self.key, base_url=self.url, preconnect=True)
+            except TypeError:
+                return None
+        return self.warm
 
     @staticmethod
     def _first_audio(conn) -> bytes:
@@ -107,11 +131,16 @@ class LmntSyncClient:
         return measure_memory(n, lambda: self._open("instant"), lambda conn: conn.wait_ready(),
                               lambda conn: conn.close())
 
-    def open_first(self, n: int) -> List[float]:
+    def open_first(self, n: int, preconnect: bool = False) -> List[float]:
+        speech = self._warm_speech() if preconnect else None
+        preconnect = speech is not None
+        speech = speech or self.speech
         out = []
         for _ in range(n):
+            if preconnect:
+                wait_for(lambda: speech._spare._spare is not None)
             t0 = time.perf_counter_ns()
-            conn = self._open("instant")
+            conn = speech.synthesize_streaming("instant", **FORMAT)
             conn.append_text(SHORT)
             conn.flush()
             audio = self._first_audio(conn)
@@ -202,7 +231,7 @@ class SdkClient:
             await session.close()
         return {"rss_per_session": (after - before) / n, "threads_per_session": (threads_after - threads) / n}
 
-    def open_first(self, n: int) -> List[float]:
+    def open_first(self, n: int, preconnect: bool = False) -> List[float]:
         return self.loop.run_until_complete(self._open_first(n))
 
     async def _open_first(self, n: int) -> List[float]:
@@ -322,7 +351,7 @@ class FloorClient:
         return measure_memory(n, lambda: self._open("instant"), lambda ws: self._next(ws, "ready"),
                               lambda ws: ws.close())
 
-    def open_first(self, n: int) -> List[float]:
+    def open_first(self, n: int, preconnect: bool = False) -> List[float]:
         out = []
         for _ in range(n):
             t0 = time.perf_counter_ns()
@@ -407,6 +436,7 @@ def main(argv=None) -> int:
     blaster = CLIENTS[name](argv[4], "blast", sizes) if len(argv) > 4 else None
     # Warm up every path once (imports, first connection, allocator) before anything is timed.
     client.open_first(2)
+    client.open_first(2, preconnect=True)
     client.flush_first(2)
     client.handoff(5)
     client.throughput(4)

@@ -1,16 +1,18 @@
 """Speech: the facade that holds the key and base URL, REST calls and the session factory."""
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import weakref
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import protocol as p
 from .errors import ConfigurationError, MissingAPIKeyError
-from .receiver import SessionState
+from .receiver import ReceiverThread, SessionState
 from .rest import RestClient
 from .session import StreamingConnection
+from .spare import SpareConnection
 from .transport import Transport, websocket_url
 
 __all__ = ["Speech", "DEFAULT_BASE_URL"]
@@ -32,6 +34,10 @@ class Speech:
         connect_timeout: TCP/TLS/upgrade timeout, seconds (REST and sessions).
         max_retries: REST retries after the first attempt.
         verify: TLS verification: True (default), or a CA bundle path.
+        preconnect: keep one idle connection open, ready for the next
+            ``synthesize_streaming``, so that session skips the TCP, TLS and
+            websocket handshakes (a background thread refills it; see
+            ``spare.py``). Costs one idle connection to the server.
 
     Raises:
         MissingAPIKeyError: no key given and ``LMNT_API_KEY`` is unset.
@@ -50,6 +56,7 @@ class Speech:
         connect_timeout: float = 5.0,
         max_retries: int = 2,
         verify: Union[bool, str] = True,
+        preconnect: bool = False,
     ) -> None:
         self._server = _start_local_server() if local else None
         if self._server is not None:
@@ -71,6 +78,13 @@ class Speech:
         )
         self._sessions: "weakref.WeakSet[StreamingConnection]" = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._spare: Optional[SpareConnection] = None
+        if preconnect:
+            # The thread must not reference self, so that an unclosed Speech can be collected.
+            connect = functools.partial(Transport.connect, self._ws_url, timeout=connect_timeout, io_timeout=None,
+                                        ssl_options=self._ssl_options)
+            self._spare = SpareConnection(connect)
+            weakref.finalize(self, self._spare.close)
 
     def __repr__(self) -> str:
         where = "local server" if self._server is not None else self.base_url
@@ -98,8 +112,12 @@ class Speech:
         io_timeout: Optional[float] = 30.0,
         close_timeout: float = 5.0,
         iter_timeout: Optional[float] = None,
+        reconnect: bool = False,
     ) -> StreamingConnection:
         """Open a streaming session; blocks until connected (at most ``connect_timeout``).
+
+        With ``Speech(preconnect=True)`` the connection opened in advance is
+        used, if it is still open, and nothing blocks on the network.
 
         The receiver thread is already draining the socket when this returns.
 
@@ -114,7 +132,9 @@ class Speech:
             protocol: ``"current"`` (lmnt-version 1.2) or ``"legacy"``.
             speed, expressive, conversational: legacy-wire options only.
             max_queue: bound on messages received but not yet iterated; when
-                full, the receiver stops reading and TCP pushes back on the server.
+                full, the receiver stops reading and TCP pushes back on the
+                server (a thread reading for itself may add the few messages
+                of one frame, and the end of the session is always queued).
             max_frame_bytes: larger server frames fail the session (ProtocolError).
             ping_interval, ping_timeout: keepalive; a peer that does not answer
                 a ping within ``ping_timeout`` fails the session.
@@ -122,6 +142,15 @@ class Speech:
                 may stall before the connection counts as dead.
             close_timeout: how long ``close()`` waits for the server's answer.
             iter_timeout: how long iteration waits for one message (None: forever).
+            reconnect: if the connection is lost between turns (every text
+                sent was flushed and its ``flush_complete`` received, or
+                reset, and ``finish()`` not called), open a new session with
+                the same options at the next send or read, instead of
+                raising. Nothing can be lost or spoken twice then. Lost in
+                the middle of a turn, the session fails as usual. Current
+                wire only; ``connection.reconnects`` counts the reopenings.
+                A drop shows when the server closes or keepalive fails, so
+                text sent into a silently dead connection still fails.
 
         Raises:
             ConfigurationError: an argument is invalid (the message names it).
@@ -132,18 +161,36 @@ class Speech:
         _check_session_args(voice, protocol, options, legacy_options)
         if max_queue < 1:
             raise ConfigurationError(f"max_queue must be at least 1, not {max_queue!r}")
+        if reconnect and protocol != p.CURRENT:
+            raise ConfigurationError("reconnect needs the current protocol: the legacy wire has no flush_complete")
         options.update(legacy_options)
-        proto = p.ClientProtocol(protocol, return_extras)
-        init = proto.init_message(self._api_key, voice, options)
         timeout = self.connect_timeout if connect_timeout is None else connect_timeout
-        transport = Transport.connect(self._ws_url, timeout=timeout, io_timeout=io_timeout, ssl_options=self._ssl_options)
-        try:
-            transport.send_text(init)
-        except BaseException:
-            transport.close()
-            raise
-        state = SessionState(transport, proto, max_queue, ping_interval, ping_timeout, max_frame_bytes)
-        connection = StreamingConnection(state, close_timeout=close_timeout, iter_timeout=iter_timeout)
+
+        def open_session(nonce: int = 0) -> Tuple[SessionState, Optional[ReceiverThread]]:
+            """Connect and send init; nonces continue after ``nonce`` (a reopened session)."""
+            proto = p.ClientProtocol(protocol, return_extras)
+            proto.nonce = nonce
+            init = proto.init_message(self._api_key, voice, options)
+            spare = self._spare.take() if self._spare is not None else None
+            receiver = None
+            if spare is not None:
+                transport, receiver = spare
+                transport.set_io_timeout(io_timeout)
+            else:
+                transport = Transport.connect(self._ws_url, timeout=timeout, io_timeout=io_timeout,
+                                              ssl_options=self._ssl_options)
+            try:
+                transport.send_text(init)
+            except BaseException:
+                transport.close()
+                if receiver is not None:
+                    receiver.release()
+                raise
+            return SessionState(transport, proto, max_queue, ping_interval, ping_timeout, max_frame_bytes), receiver
+
+        state, receiver = open_session()
+        connection = StreamingConnection(state, close_timeout=close_timeout, iter_timeout=iter_timeout,
+                                         receiver=receiver, reopen=open_session if reconnect else None)
         with self._lock:
             self._sessions.add(connection)
         return connection
@@ -190,6 +237,8 @@ class Speech:
         Blocks at most about each session's ``close_timeout`` plus the
         server's stop time.
         """
+        if self._spare is not None:
+            self._spare.close()
         with self._lock:
             sessions = list(self._sessions)
         for session in sessions:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Callable, Deque, Optional
+from typing import Callable, Deque, Optional
 
 __all__ = ["Inbox", "END", "ERROR", "MESSAGE"]
 

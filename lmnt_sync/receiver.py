@@ -30,16 +30,19 @@ from typing import Any, Dict, Optional
 
 from . import protocol as p
 from .errors import (
+    APIConnectionError,
+    ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
     LmntError,
     ProtocolError,
     SessionError,
 )
+from .errors import TimeoutError as LmntTimeoutError
 from .inbox import END, ERROR, MESSAGE, Inbox
 from .transport import Transport
 
-__all__ = ["SessionState", "read_step", "run_receiver", "end_session", "END", "ERROR", "MESSAGE", "LINGER"]
+__all__ = ["SessionState", "ReceiverThread", "read_step", "run_receiver", "end_session", "END", "ERROR", "MESSAGE", "LINGER"]
 
 # How long the receiver thread stays out of the way after a caller last read
 # for itself: a caller iterating a stream re-enters recv() within this time,
@@ -52,8 +55,8 @@ class SessionState:
 
     Guarded by ``lock``: ``protocol`` (sends and receives), ``error``,
     ``ended``, ``request_id``, ``ready``, ``flushes_done``, ``resets_done``,
-    ``resets_sent``, ``buffer_empty_count``, ``callers_reading``,
-    ``caller_left_at``. Touched only by the holder of ``read_lock``:
+    ``resets_sent``, ``buffer_empty_count``, ``text_unflushed``,
+    ``last_flush``, ``finish_sent``, ``callers_reading``, ``caller_left_at``. Touched only by the holder of ``read_lock``:
     ``last_heard``, ``ping_sent`` and the transport's receiving side.
     """
 
@@ -86,6 +89,9 @@ class SessionState:
         self.resets_done = 0
         self.resets_sent = 0
         self.buffer_empty_count = 0
+        self.text_unflushed = False  # text sent since the last flush or reset
+        self.last_flush = 0  # nonce of the last flush sent
+        self.finish_sent = False
         self.callers_reading = 0
         self.caller_left_at = float("-inf")
         self.last_heard = time.monotonic()
@@ -97,6 +103,43 @@ class SessionState:
             if self.error is None:
                 self.error = exc
             self.changed.notify_all()
+
+    def note_sent(self, action: str, nonce: Optional[int]) -> None:
+        """Track what the server holds, as each frame is encoded (lock held).
+
+        ``action`` is "text", "flush", "reset" or "finish". A reset moves the
+        epoch: audio received before its acknowledgement is stale.
+        """
+        if action == "text":
+            self.text_unflushed = True
+        elif action == "flush":
+            self.text_unflushed, self.last_flush = False, nonce or 0
+        elif action == "reset":
+            self.text_unflushed = False
+            self.resets_sent += 1
+        elif action == "finish":
+            self.finish_sent = True
+
+    def resumable(self) -> bool:
+        """True if the session ended between turns: a new one would lose and repeat nothing.
+
+        That is: the connection dropped or the server closed it (not an error
+        the server reported, a protocol violation, or close() here); on the
+        current wire; before finish(); and every text sent had been flushed
+        and its ``flush_complete`` received (or reset and acknowledged), so
+        the server held no text and all its audio had arrived.
+        """
+        with self.lock:
+            return (
+                self.ended
+                and not self.closing.is_set()
+                and isinstance(self.error, (ConnectionClosed, APIConnectionError, LmntTimeoutError))
+                and self.protocol.generation == p.CURRENT
+                and not self.finish_sent
+                and not self.text_unflushed
+                and self.flushes_done >= self.last_flush
+                and self.resets_done >= self.resets_sent
+            )
 
     def wake_receiver(self) -> None:
         """Make a receiver that stepped aside look again (closing, ended)."""
@@ -154,6 +197,37 @@ def run_receiver(state: SessionState) -> None:
         end_session(state, exc)
     finally:
         end_session(state)
+
+
+class ReceiverThread:
+    """The receiver thread, started before its session exists.
+
+    ``Thread.start()`` blocks until the new thread runs (100 us or more on a
+    busy machine); a thread started ahead of time, e.g. next to a connection
+    opened in advance, lets a session begin without that wait. ``serve``
+    gives the thread its session; ``release`` ends a thread never used.
+    """
+
+    def __init__(self) -> None:
+        self._state: Optional[SessionState] = None
+        self._assigned = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="lmnt-sync-receiver", daemon=True)
+        self.thread.start()
+
+    def serve(self, state: SessionState) -> None:
+        """Start receiving for ``state``; returns at once."""
+        self._state = state
+        self._assigned.set()
+
+    def release(self) -> None:
+        """End the thread without a session (no-op once serving); does not wait."""
+        self._assigned.set()
+
+    def _run(self) -> None:
+        self._assigned.wait()
+        state, self._state = self._state, None  # hold the session only through run_receiver
+        if state is not None:
+            run_receiver(state)
 
 
 def end_session(state: SessionState, error: Optional[BaseException] = None) -> None:

@@ -1,16 +1,18 @@
 """StreamingConnection: one blocking speech session over a websocket.
 
-The caller's threads send text and control messages; a background receiver
-thread (see ``receiver.py``) drains the socket into a bounded queue that the
-caller iterates. All methods are safe to call from any thread.
+The caller's threads send text and control messages. A thread iterating
+reads the socket itself while nothing is queued; otherwise a background
+receiver thread (see ``receiver.py``) drains the socket into a bounded inbox
+that the caller iterates. All methods are safe to call from any thread.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import protocol as p
 from .deadline import Deadline
@@ -22,9 +24,11 @@ from .errors import (
     LocalProtocolError,
     SessionError,
 )
-from .receiver import ERROR, MESSAGE, SessionState, read_step, run_receiver
+from .receiver import ERROR, MESSAGE, ReceiverThread, SessionState, read_step
 
 __all__ = ["StreamingConnection"]
+
+logger = logging.getLogger("lmnt_sync.session")
 
 # Longest single wait on a queue or condition: CPython runs signal handlers
 # (KeyboardInterrupt) only when the main thread wakes up.
@@ -50,15 +54,62 @@ class StreamingConnection:
     is closed when garbage-collected.
     """
 
-    def __init__(self, state: SessionState, *, close_timeout: float, iter_timeout: Optional[float]) -> None:
+    def __init__(
+        self,
+        state: SessionState,
+        *,
+        close_timeout: float,
+        iter_timeout: Optional[float],
+        receiver: Optional[ReceiverThread] = None,
+        reopen: Optional[Callable[[int], Tuple[SessionState, Optional[ReceiverThread]]]] = None,
+    ) -> None:
         self._state = state
         self.close_timeout = close_timeout
         self.iter_timeout = iter_timeout
         self._closed_locally = False
-        self._thread = threading.Thread(target=run_receiver, args=(state,), name="lmnt-sync-receiver", daemon=True)
-        # Started last, once every attribute exists; finalizer closes an abandoned connection.
-        self._thread.start()
-        self._finalizer = weakref.finalize(self, _shutdown, state, self._thread, close_timeout)
+        self._reopen = reopen
+        self._relink_lock = threading.Lock()
+        self._backlog: List[SessionState] = []  # sessions lost between turns, not yet iterated to the end
+        self.reconnects = 0
+        self._attach(state, receiver)
+
+    def _attach(self, state: SessionState, receiver: Optional[ReceiverThread]) -> None:
+        """Make ``state`` this connection's session and start receiving for it."""
+        receiver = receiver or ReceiverThread()
+        self._state, self._thread = state, receiver.thread
+        # Served last, once every attribute exists; finalizer closes an abandoned connection.
+        receiver.serve(state)
+        self._finalizer = weakref.finalize(self, _shutdown, state, self._thread, self.close_timeout)
+
+    def _resume(self, ended: SessionState) -> bool:
+        """After ``ended`` failed: True if the connection goes on with a new session.
+
+        Only with ``reconnect``, and only if ``ended`` was lost between turns
+        (see ``SessionState.resumable``): the new session then holds nothing
+        the old one had not finished. The first thread to get here reopens;
+        the others find the new session in place.
+
+        Raises:
+            ConnectionClosedError: reopening failed (chained to why).
+        """
+        if self._reopen is None or not ended.resumable():
+            return False
+        with self._relink_lock:
+            if self._state is not ended:
+                return True
+            if self._closed_locally:
+                return False
+            try:
+                state, receiver = self._reopen(ended.protocol.nonce)
+            except LmntError as exc:
+                raise ConnectionClosedError(f"the connection was lost between turns and reopening it failed: {exc}") from exc
+            self._finalizer.detach()
+            _shutdown(ended, self._thread, self.close_timeout)  # it has ended: this only joins its thread
+            self._backlog.append(ended)  # its inbox may still hold audio not iterated yet
+            self._attach(state, receiver)
+            self.reconnects += 1
+        logger.info("session lost between turns (%s); continuing on a new one", ended.error)
+        return True
 
     # -- sending ----------------------------------------------------------
 
@@ -75,7 +126,7 @@ class StreamingConnection:
             LocalProtocolError: the session was finished or closed.
             LmntError: the error that ended the session in the receiver thread.
         """
-        self._send(lambda proto: proto.text(text))
+        self._send("text", lambda proto: proto.text(text))
 
     def flush(self, wait: bool = False, timeout: Optional[float] = 30.0) -> Optional[int]:
         """Ask the server to speak everything buffered now.
@@ -102,7 +153,7 @@ class StreamingConnection:
         deadline = Deadline(timeout)
         with state.lock:
             empties_before = state.buffer_empty_count
-        nonce = self._send(lambda proto: proto.flush())
+        nonce, state = self._send("flush", lambda proto: proto.flush())
         if wait:
             if nonce is None:
                 self._wait_for(lambda: state.buffer_empty_count > empties_before, deadline, "flush(wait=True)")
@@ -127,15 +178,10 @@ class StreamingConnection:
             LocalProtocolError: on the legacy wire (it has no reset), or after finish.
             TimeoutError: ``wait`` and the acknowledgement did not come in time.
         """
-        state = self._state
         deadline = Deadline(timeout)
-
-        def send(proto: p.ClientProtocol) -> Any:
-            frame = proto.reset()
-            state.resets_sent += 1  # under the lock: the queue reader drops older audio from now on
-            return frame
-
-        nonce = self._send(send)
+        nonce, state = self._send("reset", lambda proto: proto.reset())
+        with self._relink_lock:
+            self._backlog.clear()  # audio of sessions lost earlier is older still
         if wait:
             target = state.resets_sent
             self._wait_for(lambda: state.resets_done >= target, deadline, "reset(wait=True)")
@@ -147,50 +193,56 @@ class StreamingConnection:
         Keep iterating to receive the tail: every audio frame the server sends
         before closing reaches the iterator.
         """
-        self._send(lambda proto: proto.finish())
+        self._send("finish", lambda proto: proto.finish())
 
-    def _send(self, make: Callable[[p.ClientProtocol], Any]) -> Any:
-        """Encode under the state lock, send outside it; returns the nonce, if any.
+    def _send(self, action: str, make: Callable[[p.ClientProtocol], Any]) -> Tuple[Any, SessionState]:
+        """Encode under the state lock, send outside it; returns (nonce or None, the session state used).
 
         ``send_lock`` spans both steps so frames reach the wire in the order
         they were encoded (two threads racing could otherwise put text on the
         wire after a finish encoded before it). The receiver never takes it.
+        With ``reconnect``, a session lost between turns is reopened first.
         """
-        state = self._state
-        with state.send_lock:
-            with state.lock:
-                self._raise_if_ended()
-                result = make(state.protocol)
-            frame, nonce = result if isinstance(result, tuple) else (result, None)
+        while True:
+            state = self._state
             try:
-                state.transport.send_text(frame)
+                with state.send_lock:
+                    with state.lock:
+                        self._raise_if_ended(state)
+                        result = make(state.protocol)
+                        frame, nonce = result if isinstance(result, tuple) else (result, None)
+                        state.note_sent(action, nonce)
+                    try:
+                        state.transport.send_text(frame)
+                    except LmntError:
+                        self._raise_recorded_error(state, _SEND_FAILURE_GRACE)
+                        raise
+                return nonce, state
             except LmntError:
-                self._raise_recorded_error(_SEND_FAILURE_GRACE)
-                raise
-        return nonce
+                if not self._resume(state):
+                    raise
 
-    def _raise_recorded_error(self, grace: float) -> None:
+    def _raise_recorded_error(self, state: SessionState, grace: float) -> None:
         """After a failed send, raise what ended the session, if the receiver records it within ``grace`` s.
 
         The server often closes right after an error message; a send racing
         that close fails with a bare connection error, while the receiver is
         about to record the server's own explanation, which is more useful.
         """
-        state = self._state
         deadline = Deadline(grace)
         with state.changed:
             while not state.ended and not deadline.expired():
                 state.changed.wait(deadline.remaining())
-            self._raise_if_ended()
+            self._raise_if_ended(state)
 
-    def _raise_if_ended(self) -> None:
-        """Raise why the session is over, if it is (lock held)."""
+    def _raise_if_ended(self, state: SessionState) -> None:
+        """Raise why ``state``'s session is over, if it is (its lock held)."""
         if self._closed_locally:
             raise LocalProtocolError("the session is closed")
-        error = self._state.error
+        error = state.error
         if error is None:
             return
-        if isinstance(error, ConnectionClosedOK) and self._state.protocol.state == p.FINISHING:
+        if isinstance(error, ConnectionClosedOK) and state.protocol.state == p.FINISHING:
             raise LocalProtocolError("the session is finished")
         raise _ending_error(error)
 
@@ -199,7 +251,7 @@ class StreamingConnection:
         with state.changed:
             while not predicate():
                 if state.ended or state.error is not None:
-                    self._raise_if_ended()
+                    self._raise_if_ended(state)
                     raise ConnectionClosedError(f"the session ended before {what} completed")
                 if deadline.expired():
                     raise deadline.error(what)
@@ -238,31 +290,47 @@ class StreamingConnection:
             TimeoutError: nothing arrived in time.
         """
         deadline = Deadline(timeout)
-        state = self._state
-        with _reading(state):
-            while True:
-                if self._closed_locally:
-                    raise ConnectionClosedOK("the session was closed", 1000)
-                item = state.inbox.get(0)
-                if item is None:
-                    if deadline.expired():
-                        raise deadline.error("recv()")
-                    item = self._read_or_wait(_signal_friendly(deadline.remaining()))
-                    if item is None:
-                        continue
-                kind = item[0]
-                if kind == MESSAGE:
-                    if item[1] >= state.resets_sent:  # older audio belongs to text a reset dropped
-                        return item[2]
-                    continue
-                raise _ending_error(item[1] if kind == ERROR else state.error)
+        while True:
+            backlog = self._backlog
+            state = backlog[0] if backlog else self._state
+            with _reading(state):
+                message = self._recv_from(state, deadline)
+            if message is not None:
+                return message
+            # That session was lost between turns and the connection resumed: go on with the next.
+            with self._relink_lock:
+                if self._backlog and self._backlog[0] is state:
+                    self._backlog.pop(0)
 
-    def _read_or_wait(self, wait: float) -> Optional[Any]:
+    def _recv_from(self, state: SessionState, deadline: Deadline) -> Optional[Dict[str, Any]]:
+        """``recv()`` on one session; None if it ended between turns and the connection resumed."""
+        while True:
+            if self._closed_locally:
+                raise ConnectionClosedOK("the session was closed", 1000)
+            if state is not self._state and state not in self._backlog:
+                return None  # a reset dropped what that lost session still held
+            item = state.inbox.get(0)
+            if item is None:
+                if deadline.expired():
+                    raise deadline.error("recv()")
+                item = self._read_or_wait(state, _signal_friendly(deadline.remaining()))
+                if item is None:
+                    continue
+            kind = item[0]
+            if kind == MESSAGE:
+                if item[1] >= state.resets_sent:  # older audio belongs to text a reset dropped
+                    return item[2]
+                continue
+            # Everything this session delivered came before its end marker: nothing is skipped.
+            if state is not self._state or self._resume(state):  # not current: resumed already
+                return None
+            raise _ending_error(item[1] if kind == ERROR else state.error)
+
+    def _read_or_wait(self, state: SessionState, wait: float) -> Optional[Any]:
         """Read one frame in this thread, unless another thread is reading; then wait for it.
 
         Returns the next item, or None if none came within ``wait`` seconds.
         """
-        state = self._state
         if state.ended:
             return state.inbox.get(wait)  # the end marker is on its way
         if not state.read_lock.acquire(timeout=wait):

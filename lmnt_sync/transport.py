@@ -105,6 +105,10 @@ class Transport:
             raise _translate(exc, f"connecting to {url}") from exc
         return cls(ws)
 
+    def set_io_timeout(self, io_timeout: Optional[float]) -> None:
+        """Change ``io_timeout`` (see ``connect``), e.g. for a connection opened ahead of time."""
+        self._ws.settimeout(io_timeout)
+
     @property
     def response_headers(self) -> Dict[str, str]:
         """Headers of the upgrade response."""

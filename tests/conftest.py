@@ -93,3 +93,20 @@ def speech(server):
     """A Speech client bound to the synthetic server; closed after the test."""
     with Speech(api_key=server.api_key, base_url=server.url) as client:
         yield client
+
+
+@pytest.fixture
+def proxy(server):
+    """A fault-injecting proxy (tests/faultproxy.py) in front of the shared local server."""
+    from faultproxy import FaultProxy
+
+    p = FaultProxy(server.port)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def via_proxy(server, proxy):
+    """A Speech client whose traffic goes through the proxy."""
+    with Speech(api_key=server.api_key, base_url=proxy.url) as client:
+        yield client

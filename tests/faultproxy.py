@@ -43,6 +43,7 @@ class FaultProxy:
         self._threads = []
         self._stalled = threading.Event()
         self._stopping = False
+        self.accepted = 0  # connections accepted so far
         self._accepter = threading.Thread(target=self._accept, name="test-proxy-accept")
         self._accepter.start()
 
@@ -66,7 +67,10 @@ class FaultProxy:
         """Send raw bytes (e.g. ``server_frame(...)``) to every client, between forwarded chunks."""
         with self._lock:
             for client, _ in self._pairs:
-                client.sendall(raw)
+                try:
+                    client.sendall(raw)
+                except OSError:  # that connection has ended already
+                    pass
 
     def close(self):
         """Stop the proxy and join its threads."""
@@ -95,6 +99,7 @@ class FaultProxy:
             upstream = socket.create_connection(self.target)
             with self._lock:
                 self._pairs.append((client, upstream))
+                self.accepted += 1
             for src, dst in ((client, upstream), (upstream, client)):
                 thread = threading.Thread(target=self._pump, args=(src, dst), name="test-proxy-pump")
                 thread.start()

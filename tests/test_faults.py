@@ -9,26 +9,11 @@ import time
 import pytest
 
 from conftest import our_threads, socket_inodes, wait_until
-from faultproxy import FaultProxy, server_frame
+from faultproxy import server_frame
 from lmnt_sync import Speech
 from lmnt_sync.errors import ConnectionClosedError, ProtocolError, SessionError
 from lmnt_sync.errors import TimeoutError as LmntTimeoutError
 from sessionkit import words
-
-
-@pytest.fixture
-def proxy(server):
-    """A fault-injecting proxy in front of the shared local server."""
-    p = FaultProxy(server.port)
-    yield p
-    p.close()
-
-
-@pytest.fixture
-def via_proxy(server, proxy):
-    """A Speech client whose traffic goes through the proxy."""
-    with Speech(api_key=server.api_key, base_url=proxy.url) as client:
-        yield client
 
 
 def ready_connection(speech, **kwargs):

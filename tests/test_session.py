@@ -55,6 +55,29 @@ def test_one_thread_appends_while_another_iterates(speech):
     conn.close()
 
 
+def test_two_threads_iterating_one_connection_get_each_message_once(speech):
+    """Two threads iterating the same connection (each may read the socket itself) share the messages: none lost, none twice."""
+    text = " ".join(f"word{i}" for i in range(300))
+    conn = speech.synthesize_streaming("lily", format="pcm_s16le", return_extras=True)
+    received = {"a": [], "b": []}
+    readers = [threading.Thread(target=lambda k=k: received[k].extend(conn), name=f"test-reader-{k}") for k in received]
+    for reader in readers:
+        reader.start()
+    for start in range(0, len(text), 37):
+        conn.append_text(text[start:start + 37])
+    conn.finish()
+    for reader in readers:
+        reader.join(30)
+    assert not any(reader.is_alive() for reader in readers)
+    conn.close()
+    both = received["a"] + received["b"]
+    assert sorted(words(both)) == sorted(text.split())
+    with speech.synthesize_streaming("lily", format="pcm_s16le", return_extras=True) as alone:
+        alone.append_text(text)
+        alone.finish()
+        assert len(audio(both)) == len(audio(list(alone)))
+
+
 def test_flush_wait_is_an_exact_barrier(speech):
     """After flush(wait=True) returns, every word sent before it has already been received."""
     with speech.synthesize_streaming("lily", format="pcm_s16le", return_extras=True) as conn:

@@ -1,0 +1,126 @@
+"""A spare websocket connection kept open for the next session: ``Speech(preconnect=True)``.
+
+Opening a session costs a TCP connect, a TLS handshake on ``wss://`` and the
+websocket upgrade: several round trips before the init message can go out.
+LMNT's init message carries the key and every session option, so until it
+is sent a connection belongs to no session: one opened ahead of time can
+serve the next ``synthesize_streaming`` whatever its voice and format.
+
+A background thread ("lmnt-sync-preconnect") keeps one such connection,
+with a receiver thread already started for it (starting a thread blocks
+its starter until the thread runs). It opens one whenever there is none, and replaces it after ``max_idle``
+seconds, because servers drop idle connections (LMNT does not say when).
+``take`` hands the connection over only if it is still quiet: a server that
+dropped or closed it has sent something. Otherwise the caller connects as
+usual, so a stale spare costs one cheap check, never a failed session.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, NamedTuple, Optional
+
+from .errors import LmntError
+from .receiver import ReceiverThread
+from .transport import Transport
+
+__all__ = ["SpareConnection", "Spare", "MAX_IDLE"]
+
+MAX_IDLE = 30.0  # seconds a spare may idle before it is replaced
+_RETRY_FIRST, _RETRY_MAX = 1.0, 60.0  # back-off after failed connects, seconds
+
+
+class Spare(NamedTuple):
+    """A connection opened ahead of time and the receiver thread waiting to serve it."""
+
+    transport: Transport
+    receiver: ReceiverThread
+
+    def discard(self) -> None:
+        """Close the connection and let the thread end."""
+        self.transport.close()
+        self.receiver.release()
+
+
+class SpareConnection:
+    """One connection opened ahead of time, refilled by a background thread.
+
+    Args:
+        connect: opens a new connection (blocks; raises LmntError on failure).
+        max_idle: seconds after which an unused spare is replaced.
+    """
+
+    def __init__(self, connect: Callable[[], Transport], max_idle: float = MAX_IDLE) -> None:
+        self._connect = connect
+        self.max_idle = max_idle
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._spare: Optional[Spare] = None
+        self._opened_at = 0.0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="lmnt-sync-preconnect", daemon=True)
+        self._thread.start()
+
+    def take(self) -> Optional[Spare]:
+        """Return the spare if it is ready and its connection still quiet, else None; never blocks.
+
+        The thread then opens the next one.
+        """
+        with self._lock:
+            spare, self._spare = self._spare, None
+            fresh = time.monotonic() - self._opened_at < self.max_idle
+            self._changed.notify_all()
+        if spare is None:
+            return None
+        if not fresh or spare.transport.wait_readable(0):  # readable: the server closed or dropped it
+            spare.discard()
+            return None
+        return spare
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread and close the spare; idempotent.
+
+        Blocks until the thread ends: at most the connect in progress, if any
+        (bounded by its connect timeout), or ``timeout`` seconds.
+        """
+        with self._lock:
+            self._closed = True
+            spare, self._spare = self._spare, None
+            self._changed.notify_all()
+        if spare is not None:
+            spare.discard()
+            spare.receiver.thread.join(timeout)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        retry = _RETRY_FIRST
+        with self._lock:
+            while not self._closed:
+                if self._spare is None:
+                    spare = self._open_unlocked()
+                    if self._closed:
+                        if spare is not None:
+                            spare.discard()
+                        return
+                    if spare is None:  # the server is unreachable: sessions will say why
+                        self._changed.wait(retry)
+                        retry = min(retry * 2, _RETRY_MAX)
+                        continue
+                    self._spare, self._opened_at, retry = spare, time.monotonic(), _RETRY_FIRST
+                expires_in = self._opened_at + self.max_idle - time.monotonic()
+                if expires_in <= 0 and self._spare is not None:
+                    stale, self._spare = self._spare, None
+                    stale.discard()
+                    continue
+                self._changed.wait(expires_in)
+
+    def _open_unlocked(self) -> Optional[Spare]:
+        """Connect and start a receiver thread, with the lock released (the caller holds it); None on failure."""
+        self._lock.release()
+        try:
+            return Spare(self._connect(), ReceiverThread())
+        except LmntError:
+            return None
+        finally:
+            self._lock.acquire()
