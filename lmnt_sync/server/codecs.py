@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import struct
 from fractions import Fraction
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import av
 import numpy as np
@@ -219,7 +219,9 @@ class _Resampler:
         self._stream = soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality="HQ")
         self._fed = 0  # input samples fed to soxr, drain padding included
         self._produced = 0  # output samples soxr returned, dropped ones included
-        self._drop = (0, 0)  # [start, end) output indexes that came from padding
+        # [start, end) output indexes that came from padding and are not all out
+        # yet; one per drain, as a later drain may come before soxr caught up.
+        self._drops: List[Tuple[int, int]] = []
         self._step = np.zeros(max(1, in_rate // 200), dtype=np.int16)  # 5 ms
 
     def push(self, samples: np.ndarray) -> np.ndarray:
@@ -233,7 +235,9 @@ class _Resampler:
             if self._produced >= target:
                 break
             self._fed += len(self._step)
-            self._drop = (target, round(self._fed * self._ratio))
+            if self._drops and self._drops[-1][0] == target:
+                self._drops.pop()  # widened below
+            self._drops.append((target, round(self._fed * self._ratio)))
             pieces.append(self._emit(self._stream.resample_chunk(self._step)))
         return np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
 
@@ -243,12 +247,16 @@ class _Resampler:
     def _emit(self, out: np.ndarray) -> np.ndarray:
         start = self._produced
         self._produced += len(out)
-        lo, hi = self._drop
-        if hi <= start or lo >= self._produced:
+        cuts = [(max(lo, start) - start, min(hi, self._produced) - start)
+                for lo, hi in self._drops if lo < self._produced and hi > start]
+        self._drops = [(lo, hi) for lo, hi in self._drops if hi > self._produced]
+        if not cuts:
             return out
-        # Cut the part of this block that falls inside the padding's range.
-        cut_lo, cut_hi = max(lo, start) - start, min(hi, self._produced) - start
-        return np.concatenate((out[:cut_lo], out[cut_hi:]))
+        # Cut the parts of this block that fall inside a padding range.
+        keep = np.ones(len(out), dtype=bool)
+        for cut_lo, cut_hi in cuts:
+            keep[cut_lo:cut_hi] = False
+        return out[keep]
 
 
 class _Sink:
