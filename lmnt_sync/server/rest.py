@@ -22,12 +22,14 @@ Decisions where PROTOCOL.md leaves room:
 from __future__ import annotations
 
 import base64
+import contextlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .apierror import ApiError, json_object, speakable
 from .codecs import STREAMING_FORMATS, Encoder, content_type, normalize_format, normalize_sample_rate
@@ -173,12 +175,28 @@ async def _read_fields(request: web.Request) -> Dict[str, Any]:
     """Return the body's fields from JSON, multipart or urlencoded bodies."""
     ctype = request.content_type
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.post()
+        with _malformed_body("form body"):
+            form = await request.post()
         return {k: v for k, v in form.items() if isinstance(v, str)}
     raw = await request.read()
     if not raw.strip():
         return {}
     return json_object(raw, "request body")
+
+
+@contextlib.contextmanager
+def _malformed_body(what: str) -> Iterator[None]:
+    """Turn aiohttp's errors for a body it cannot parse into invalid_request_error.
+
+    aiohttp raises ValueError (bad boundary, nameless field, undecodable
+    text), LookupError (unknown charset) or HttpProcessingError (bad part
+    headers); all are the client's fault.
+    """
+    try:
+        yield
+    except (ValueError, LookupError, HttpProcessingError) as exc:
+        reason = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+        raise ApiError("invalid_request_error", f"malformed {what}: {reason.strip()[:120]}") from None
 
 
 # -- voices ----------------------------------------------------------------
@@ -227,7 +245,8 @@ async def voice_create(request: web.Request) -> web.Response:
     fields: Dict[str, List[str]] = {}
     files: List[Path] = []
     try:
-        metadata = await _read_voice_parts(request, state, fields, files)
+        with _malformed_body("multipart body"):
+            metadata = await _read_voice_parts(request, state, fields, files)
         voice = state.voices.create(
             _first(fields, metadata, "name") or "",
             files,
