@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Callable, Deque, Optional
+from typing import Callable, Deque, List, Optional
 
 __all__ = ["Inbox", "END", "ERROR", "MESSAGE"]
 
@@ -59,6 +59,12 @@ class Inbox:
         """Append ``item`` even if full; never blocks."""
         with self._lock:
             self._items.append(item)
+            self._not_empty.notify()
+
+    def put_front(self, items: List[tuple]) -> None:
+        """Insert ``items`` ahead of everything held, in their order; never blocks."""
+        with self._lock:
+            self._items.extendleft(reversed(items))
             self._not_empty.notify()
 
     def get(self, timeout: Optional[float]) -> Optional[tuple]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from . import protocol as p
 from .errors import (
@@ -148,13 +148,16 @@ class SessionState:
             self.changed.notify_all()
 
 
-def read_step(state: SessionState, wait: Optional[float], *, caller: bool) -> None:
+def read_step(state: SessionState, wait: Optional[float], out: Optional[List[tuple]] = None) -> None:
     """Read and handle at most one frame; the caller must hold ``state.read_lock``.
 
     Waits up to ``wait`` seconds (None: until the next keepalive is due) for
     a frame to start; on a quiet line it sends or checks keepalive pings.
-    Messages go to the inbox: with backpressure from the receiver thread,
-    at once from a ``caller`` (which reads only when the inbox is empty).
+    The frame's messages go to the inbox with backpressure (the receiver
+    thread), or, given ``out``, are appended to it (a caller reading for
+    itself, which only does so when the inbox is empty, takes them from
+    there without passing through the inbox). The session's end always goes
+    to the inbox.
 
     Any failure ends the session (``end_session``) and is delivered through
     the inbox. An exception that is not ours (KeyboardInterrupt landing in
@@ -172,7 +175,7 @@ def read_step(state: SessionState, wait: Optional[float], *, caller: bool) -> No
     try:
         frame = state.transport.recv()
         state.last_heard, state.ping_sent = time.monotonic(), None
-        if _handle_frame(state, frame, caller):
+        if _handle_frame(state, frame, out):
             end_session(state)
     except LmntError as exc:
         end_session(state, exc)
@@ -192,7 +195,7 @@ def run_receiver(state: SessionState) -> None:
             # Wait without the read lock, so a caller can take it meanwhile.
             state.transport.wait_readable(_read_wait(state, None))
             with state.read_lock:
-                read_step(state, 0, caller=False)
+                read_step(state, 0)
     except BaseException as exc:  # the thread must never die silently
         end_session(state, exc)
     finally:
@@ -289,7 +292,7 @@ def _keepalive(state: SessionState) -> None:
         )
 
 
-def _handle_frame(state: SessionState, frame: Any, caller: bool) -> bool:
+def _handle_frame(state: SessionState, frame: Any, out: Optional[List[tuple]]) -> bool:
     """Process one frame; return True when the connection is over."""
     if frame.kind == "pong":
         return False
@@ -308,24 +311,24 @@ def _handle_frame(state: SessionState, frame: Any, caller: bool) -> bool:
             events = [p.Violation(f"unexpected websocket frame type {frame.kind!r}")]
     done = False
     for event in events:
-        done = _handle_event(state, event, caller) or done
+        done = _handle_event(state, event, out) or done
     return done
 
 
-def _handle_event(state: SessionState, event: p.Event, caller: bool) -> bool:
+def _handle_event(state: SessionState, event: p.Event, out: Optional[List[tuple]]) -> bool:
     """Act on one protocol event; return True when the connection is over."""
     if isinstance(event, p.Audio):
-        _deliver_message(state, caller, _audio_message(event))
+        _deliver_message(state, out, _audio_message(event))
     elif isinstance(event, p.Timestamps):
         if state.protocol.return_extras:
-            _deliver_message(state, caller, {"type": "timestamps", "audio": b"", "timestamps": event.timestamps})
+            _deliver_message(state, out, {"type": "timestamps", "audio": b"", "timestamps": event.timestamps})
     elif isinstance(event, (p.Ready, p.FlushComplete, p.ResetComplete)):
         _record_ack(state, event)
         if state.protocol.return_extras and not isinstance(event, p.Ready):
             # Timestamps restart at 0.0 after each flush and reset (API 1.2):
             # whoever places words on the audio needs to see where.
             kind = "flush_complete" if isinstance(event, p.FlushComplete) else "reset_complete"
-            _deliver_message(state, caller, {"type": kind, "nonce": event.nonce, "audio": b""})
+            _deliver_message(state, out, {"type": kind, "nonce": event.nonce, "audio": b""})
     elif isinstance(event, p.ServerError):
         state.record_error(SessionError(event.message, type=event.type, request_id=event.request_id or state.request_id))
     elif isinstance(event, p.Violation):
@@ -373,14 +376,14 @@ def _record_close(state: SessionState, event: p.Closed) -> None:
         )
 
 
-def _deliver_message(state: SessionState, caller: bool, message: Dict[str, Any]) -> None:
+def _deliver_message(state: SessionState, out: Optional[List[tuple]], message: Dict[str, Any]) -> None:
     with state.lock:
         epoch = state.resets_done
         if message.get("buffer_empty") is True:
             state.buffer_empty_count += 1
             state.changed.notify_all()
     item = (MESSAGE, epoch, message)
-    if caller:
-        state.inbox.put_now(item)  # the inbox was empty: a few items over the bound at most
+    if out is not None:
+        out.append(item)
     else:
         state.inbox.put(item, give_up=state.closing.is_set)  # backpressure; close() ends the wait

@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 import weakref
-from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import protocol as p
@@ -293,8 +292,14 @@ class StreamingConnection:
         while True:
             backlog = self._backlog
             state = backlog[0] if backlog else self._state
-            with _reading(state):
+            with state.lock:  # while callers read for themselves, the receiver thread stays out of the way
+                state.callers_reading += 1
+            try:
                 message = self._recv_from(state, deadline)
+            finally:
+                with state.lock:
+                    state.callers_reading -= 1
+                    state.caller_left_at = time.monotonic()
             if message is not None:
                 return message
             # That session was lost between turns and the connection resumed: go on with the next.
@@ -335,12 +340,21 @@ class StreamingConnection:
             return state.inbox.get(wait)  # the end marker is on its way
         if not state.read_lock.acquire(timeout=wait):
             return None
+        out: List[Any] = []
         try:
             if state.inbox.empty():  # else the reader before us delivered something
-                read_step(state, wait, caller=True)
+                try:
+                    read_step(state, wait, out)
+                except BaseException:  # e.g. Ctrl-C: keep what was read for the next call
+                    state.inbox.put_front(out)
+                    raise
+            # The first message goes straight to this caller; any others ahead
+            # of the end marker, in case this frame ended the session.
+            if len(out) > 1:
+                state.inbox.put_front(out[1:])
         finally:
             state.read_lock.release()
-        return state.inbox.get(0)
+        return out[0] if out else state.inbox.get(0)
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         """Yield messages until the session ends (see class docstring)."""
@@ -385,17 +399,6 @@ def _signal_friendly(remaining: Optional[float]) -> float:
     return _SIGNAL_POLL if remaining is None else min(remaining, _SIGNAL_POLL)
 
 
-@contextmanager
-def _reading(state: SessionState) -> Iterator[None]:
-    """Count a caller thread in ``recv()``: the receiver thread stays out of its way."""
-    with state.lock:
-        state.callers_reading += 1
-    try:
-        yield
-    finally:
-        with state.lock:
-            state.callers_reading -= 1
-            state.caller_left_at = time.monotonic()
 
 
 def _shutdown(state: SessionState, thread: threading.Thread, timeout: float) -> None:
