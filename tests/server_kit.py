@@ -166,4 +166,33 @@ def synthetic_seconds(text: str, rate: int = 24000) -> float:
     return total / rate
 
 
+class Neighbour:
+    """A healthy current session that stays open while bad sessions come and go."""
+
+    def __init__(self, server):
+        self.ws = connect(server, current_init(server))
+        assert read(self.ws, until="ready").kinds() == ["ready"]
+        self.nonce = 0
+
+    def ask(self, text):
+        """Send ``text`` and a flush; the answer is read by :meth:`check`."""
+        self.nonce += 1
+        send(self.ws, {"type": "text", "text": text}, {"type": "flush", "nonce": self.nonce})
+
+    def check(self, text):
+        """The flush's words are exactly those of ``text``, with all their audio."""
+        transcript = read(self.ws, until="flush_complete")
+        while transcript.messages("type", "flush_complete")[0]["nonce"] != self.nonce:
+            transcript = read(self.ws, until="flush_complete")  # left unread by a failed test
+        assert transcript.words() == text.split()
+        assert len(transcript.audio) == round(synthetic_seconds(text) * 24000) * 2
+        assert transcript.messages("type", "flush_complete") == [{"type": "flush_complete", "nonce": self.nonce}]
+
+    def finish(self):
+        """End the session: it closes normally."""
+        send(self.ws, {"type": "finish"})
+        assert read(self.ws).close_code == 1000
+        close(self.ws)
+
+
 JsonOrBytes = Union[Dict[str, Any], bytes]

@@ -18,9 +18,8 @@ import pytest
 import requests
 
 from lmnt_sync.server import LocalServer
-from server_kit import close, connect, current_init, legacy_init, read, send, synthetic_seconds
+from server_kit import Neighbour, close, connect, current_init, legacy_init, read
 
-RATE = 24000  # current_init asks for pcm_s16le at the default rate
 DEEP = "[" * 50_000  # deeper than Python's json decoder can recurse, within the size limit
 
 
@@ -31,37 +30,12 @@ def srv():
         yield server
 
 
-class Neighbour:
-    """A healthy current session that stays open while bad sessions come and go."""
-
-    def __init__(self, server):
-        self.ws = connect(server, current_init(server))
-        assert read(self.ws, until="ready").kinds() == ["ready"]
-        self.nonce = 0
-
-    def ask(self, text):
-        """Send ``text`` and a flush; the answer is read by :meth:`check`."""
-        self.nonce += 1
-        send(self.ws, {"type": "text", "text": text}, {"type": "flush", "nonce": self.nonce})
-
-    def check(self, text):
-        """The flush's words are exactly those of ``text``, with all their audio."""
-        transcript = read(self.ws, until="flush_complete")
-        while transcript.messages("type", "flush_complete")[0]["nonce"] != self.nonce:
-            transcript = read(self.ws, until="flush_complete")  # left unread by a failed test
-        assert transcript.words() == text.split()
-        assert len(transcript.audio) == round(synthetic_seconds(text) * RATE) * 2
-        assert transcript.messages("type", "flush_complete") == [{"type": "flush_complete", "nonce": self.nonce}]
-
-
 @pytest.fixture(scope="module")
 def neighbour(srv):
     """The module's neighbour session; finished cleanly at the end."""
     peer = Neighbour(srv)
     yield peer
-    send(peer.ws, {"type": "finish"})
-    assert read(peer.ws).close_code == 1000
-    close(peer.ws)
+    peer.finish()
 
 
 def command_init(server, **fields):

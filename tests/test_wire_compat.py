@@ -69,6 +69,18 @@ def run_ours_legacy(server):
             pass
 
 
+def run_official_legacy(server):
+    """Run legacy_frames_script.py with lmnt 1.1.4 (in .venv-legacy) against ``server``."""
+    assert LEGACY_PYTHON.exists(), "legacy SDK venv missing: run `bash tests/bootstrap.sh`"
+    env = dict(os.environ, LMNT_API_KEY=server.api_key)
+    done = subprocess.run(
+        [str(LEGACY_PYTHON), str(HERE / "legacy_frames_script.py"), server.url],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip()) > 0
+
+
 def frames_of(server, run):
     """Run ``run`` and return the frames the server recorded for that session."""
     before = len(server.client_frames())
@@ -88,18 +100,7 @@ def test_current_wire_matches_official_sdk(server):
 
 def test_legacy_wire_matches_legacy_sdk(server):
     """For synthesize_streaming/append_text/flush/finish, lmnt 1.1.4 and lmnt_sync send identical frames."""
-    assert LEGACY_PYTHON.exists(), "legacy SDK venv missing: run `bash tests/bootstrap.sh`"
-
-    def run_legacy(srv):
-        env = dict(os.environ, LMNT_API_KEY=srv.api_key)
-        done = subprocess.run(
-            [str(LEGACY_PYTHON), str(HERE / "legacy_frames_script.py"), srv.url],
-            env=env, capture_output=True, text=True, timeout=120,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert int(done.stdout.strip()) > 0
-
-    theirs = frames_of(server, run_legacy)
+    theirs = frames_of(server, run_official_legacy)
     ours = frames_of(server, run_ours_legacy)
     assert "lmnt-version" not in theirs[0] and theirs[0]["send_extras"] is True
     assert ordered(ours) == ordered(theirs)
