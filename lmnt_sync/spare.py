@@ -27,6 +27,9 @@ from .transport import Transport
 __all__ = ["SpareConnection", "Spare", "MAX_IDLE"]
 
 MAX_IDLE = 30.0  # seconds a spare may idle before it is replaced
+# Seconds between handing a spare over and opening the next: the handshake is
+# Python work that would compete for the GIL with the new session's start.
+REFILL_DELAY = 0.1
 _RETRY_FIRST, _RETRY_MAX = 1.0, 60.0  # back-off after failed connects, seconds
 
 
@@ -57,6 +60,7 @@ class SpareConnection:
         self._changed = threading.Condition(self._lock)
         self._spare: Optional[Spare] = None
         self._opened_at = 0.0
+        self._taken_at = float("-inf")
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="lmnt-sync-preconnect", daemon=True)
         self._thread.start()
@@ -68,7 +72,9 @@ class SpareConnection:
         """
         with self._lock:
             spare, self._spare = self._spare, None
-            fresh = time.monotonic() - self._opened_at < self.max_idle
+            now = time.monotonic()
+            fresh = now - self._opened_at < self.max_idle
+            self._taken_at = now
             self._changed.notify_all()
         if spare is None:
             return None
@@ -98,6 +104,10 @@ class SpareConnection:
         with self._lock:
             while not self._closed:
                 if self._spare is None:
+                    pause = self._taken_at + REFILL_DELAY - time.monotonic()
+                    if pause > 0:
+                        self._changed.wait(pause)
+                        continue
                     spare = self._open_unlocked()
                     if self._closed:
                         if spare is not None:
