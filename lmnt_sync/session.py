@@ -316,10 +316,12 @@ class StreamingConnection:
                 return None  # a reset dropped what that lost session still held
             item = state.inbox.get(0)
             if item is None:
-                if deadline.expired():
-                    raise deadline.error("recv()")
+                # Even with no time left, look at the socket once: a caller polling
+                # with timeout=0 keeps the receiver thread aside, so it must read too.
                 item = self._read_or_wait(state, _signal_friendly(deadline.remaining()))
                 if item is None:
+                    if deadline.expired():
+                        raise deadline.error("recv()")
                     continue
             kind = item[0]
             if kind == MESSAGE:

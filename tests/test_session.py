@@ -15,6 +15,7 @@ from lmnt_sync.errors import (
     MissingAPIKeyError,
     SessionError,
 )
+from lmnt_sync.errors import TimeoutError as LmntTimeoutError
 from sessionkit import audio, drain, words
 
 TEXT = "The quick brown fox jumps over the lazy dog. It was not amused, and said so twice! Then it slept."
@@ -173,6 +174,22 @@ def test_recv_timeout_states_the_budget(speech):
     with speech.synthesize_streaming("lily") as conn:
         with pytest.raises(TimeoutError, match="0.05 s"):
             conn.recv(timeout=0.05)
+
+
+def test_polling_with_timeout_zero_receives_everything(speech):
+    """A GUI-style poll (recv(timeout=0) every few ms, never blocking) still gets every message."""
+    with speech.synthesize_streaming("lily", format="pcm_s16le", return_extras=True) as conn:
+        conn.append_text(TEXT * 3)
+        conn.finish()
+        got, deadline = [], time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                got.append(conn.recv(timeout=0))
+            except LmntTimeoutError:
+                time.sleep(0.005)  # shorter than the receiver thread's LINGER: only the polls read
+            except ConnectionClosedOK:
+                break
+        assert words(got) == (TEXT * 3).split()
 
 
 def test_wait_ready_returns_the_request_id(speech):
