@@ -166,6 +166,32 @@ def synthetic_seconds(text: str, rate: int = 24000) -> float:
     return total / rate
 
 
+def decoded_or_api_error(fn, *args):
+    """Return fn(*args), or the ApiError it raised (checked to be well formed)."""
+    from lmnt_sync.server.apierror import STATUS_BY_SLUG, ApiError
+
+    try:
+        return fn(*args)
+    except ApiError as err:
+        assert err.slug in STATUS_BY_SLUG and err.status == STATUS_BY_SLUG[err.slug]
+        assert isinstance(err.message, str) and err.message
+        return err
+
+
+def run_session(server, frames):
+    """Send ``frames`` (dict: JSON, str: raw text, bytes: binary) and read to the close."""
+    ws = connect(server)
+    try:
+        for frame in frames:
+            if isinstance(frame, bytes):
+                ws.send_binary(frame)
+            else:
+                ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+        return read(ws)
+    finally:
+        close(ws)
+
+
 class Neighbour:
     """A healthy current session that stays open while bad sessions come and go."""
 

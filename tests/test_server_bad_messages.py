@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from lmnt_sync.server import LocalServer
-from server_kit import Neighbour, close, connect, current_init, legacy_init, read
+from server_kit import Neighbour, current_init, legacy_init, run_session
 
 DEEP = "[" * 50_000  # deeper than Python's json decoder can recurse, within the size limit
 
@@ -44,20 +44,6 @@ def command_init(server, **fields):
 
 
 INITS = {"current": current_init, "legacy": legacy_init, "command": command_init}
-
-
-def run_session(server, frames):
-    """Send ``frames`` (dict: JSON, str: raw text, bytes: binary) and read to the close."""
-    ws = connect(server)
-    try:
-        for frame in frames:
-            if isinstance(frame, bytes):
-                ws.send_binary(frame)
-            else:
-                ws.send(frame if isinstance(frame, str) else json.dumps(frame))
-        return read(ws)
-    finally:
-        close(ws)
 
 
 def assert_error_then_close(transcript, shape, slug):

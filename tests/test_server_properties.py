@@ -38,7 +38,7 @@ from lmnt_sync.server.wire import (
     Finish, Flush, Generation, Reset, Text, ack_frame, decode_json, error_frame, parse_command,
     parse_init, ready_frame, timings_frame,
 )
-from server_kit import close, connect, current_init, decode, legacy_init, read, send
+from server_kit import close, connect, current_init, decode, decoded_or_api_error, legacy_init, read, send
 
 # Text with every code point, lone surrogates included (JSON can carry them).
 any_char = st.characters(codec=None, exclude_categories=())
@@ -55,16 +55,6 @@ KNOWN_KEYS = ["X-API-Key", "lmnt-version", "protocol_version", "type", "voice", 
 known_key_objects = st.dictionaries(st.sampled_from(KNOWN_KEYS), json_values, max_size=6)
 rates = st.sampled_from([8000, 16000, 24000])
 flags = st.sampled_from([True, False, "True", "False", "true", 1, 0])
-
-
-def decoded_or_api_error(fn, *args):
-    """Return fn(*args), or the ApiError it raised (checked to be well formed)."""
-    try:
-        return fn(*args)
-    except ApiError as err:
-        assert err.slug in STATUS_BY_SLUG and err.status == STATUS_BY_SLUG[err.slug]
-        assert isinstance(err.message, str) and err.message
-        return err
 
 
 # -- sans I/O: round trips -------------------------------------------------
