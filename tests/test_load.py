@@ -47,6 +47,7 @@ import platform
 import random
 import re
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -92,6 +93,7 @@ SENTENCES = [
 ]
 
 #: (format, sample_rate, FFmpeg decoder, bytes per sample) by session index % 10.
+#: LMNT's ulaw is G.711 mu-law after a WAV header (PROTOCOL.md), checked and cut by TurnDecoder.
 FORMATS = [("pcm_s16le", 24000, "pcm_s16le", 2)] * 5 + [
     ("ulaw", 8000, "pcm_mulaw", 1),
     ("ulaw", 8000, "pcm_mulaw", 1),
@@ -219,6 +221,7 @@ class TurnDecoder:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.ctx = None
+        self.header_due = plan.fmt == "ulaw"
         if plan.codec is not None:
             self.ctx = av.CodecContext.create(plan.codec, "r")
             if plan.codec != "mp3":  # raw PCM carries no header: tell the decoder
@@ -229,6 +232,8 @@ class TurnDecoder:
         """Return (samples, peak in -1..1) of ``data``, which must decode at the plan's rate."""
         if self.ctx is None:
             return 0, 0.0
+        if self.header_due:
+            data, self.header_due = self.wav_body(data), False
         if self.plan.width:
             assert len(data) % self.plan.width == 0, f"{len(data)} bytes is not whole {self.plan.fmt} samples"
         packets = self.ctx.parse(data) if self.plan.codec == "mp3" else [av.Packet(data)]
@@ -242,6 +247,19 @@ class TurnDecoder:
                 samples += frame.samples
                 peak = max(peak, float(np.abs(array).max()) if array.size else 0.0)
         return samples, peak
+
+    def wav_body(self, data: bytes) -> bytes:
+        """Check the WAV header that starts a ulaw stream (mono 8-bit mu-law at the rate); return what follows."""
+        assert data[:4] == b"RIFF" and data[8:12] == b"WAVE", f"ulaw does not start with a WAV header: {data[:12]!r}"
+        pos = 12
+        while data[pos:pos + 4] != b"data":
+            size = struct.unpack("<I", data[pos + 4:pos + 8])[0]
+            if data[pos:pos + 4] == b"fmt ":
+                tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", data[pos + 8:pos + 24])
+                assert (tag, channels, rate, bits) == (7, 1, self.plan.rate, 8), \
+                    f"WAV format tag {tag}, {channels} channels, {rate} Hz, {bits} bits"
+            pos += 8 + size
+        return data[pos + 8:]
 
 
 def pick_turn(rng: random.Random) -> str:
