@@ -225,7 +225,7 @@ class ClientProtocol:
         """Decode one text frame from the server into events."""
         try:
             msg = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's limit
             return self._fail(f"invalid JSON {summarize(data)}")
         if not isinstance(msg, dict):
             return self._fail(f"a JSON {type(msg).__name__} where an object belongs: {summarize(data)}")
