@@ -374,11 +374,14 @@ class StreamingConnection:
         Idempotent and thread-safe; never raises "already closed". Sends a
         close frame (1000), waits for the server's answer up to ``timeout``
         (default ``close_timeout``), then drops the socket. Blocks at most
-        about that long. Queued audio not yet iterated is discarded.
+        about that long (plus a reconnect in progress, bounded by its
+        connect timeout). Queued audio not yet iterated is discarded.
         """
-        self._closed_locally = True
-        _shutdown(self._state, self._thread, self.close_timeout if timeout is None else timeout)
-        self._finalizer.detach()
+        with self._relink_lock:  # a reopening in progress finishes first, and is closed here
+            self._closed_locally = True
+            state, thread, finalizer = self._state, self._thread, self._finalizer
+        _shutdown(state, thread, self.close_timeout if timeout is None else timeout)
+        finalizer.detach()
 
     @property
     def closed(self) -> bool:

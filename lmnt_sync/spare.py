@@ -129,8 +129,13 @@ class SpareConnection:
         """Connect and start a receiver thread, with the lock released (the caller holds it); None on failure."""
         self._lock.release()
         try:
-            return Spare(self._connect(), ReceiverThread())
-        except LmntError:
+            transport = self._connect()
+            try:
+                return Spare(transport, ReceiverThread())
+            except BaseException:  # e.g. no thread can be started now
+                transport.close()
+                raise
+        except (LmntError, RuntimeError):
             return None
         finally:
             self._lock.acquire()
