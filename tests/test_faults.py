@@ -149,6 +149,35 @@ def test_keyboard_interrupt_in_the_caller_leaves_nothing(speech):
     assert conn.closed
 
 
+def test_ctrl_c_between_reading_a_frame_and_delivering_it_fails_the_session(speech, monkeypatch):
+    """A KeyboardInterrupt that lands after the caller's thread consumed a frame ends the session
+    with a typed error (the frame cannot be trusted to be whole), re-raises, and leaves nothing behind."""
+    from lmnt_sync.transport import Transport
+
+    conn = speech.synthesize_streaming("lily", format="pcm_s16le")
+    conn.wait_ready(10)
+    original = Transport.recv
+
+    def interrupted(self):
+        frame = original(self)
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt  # as a signal handler would, between two bytecodes
+        return frame
+
+    monkeypatch.setattr(Transport, "recv", interrupted)
+    # Sent once the main thread is blocked in recv(), so it (not the receiver thread) reads the audio.
+    speaker = threading.Timer(0.2, lambda: (conn.append_text("Hello there."), conn.flush()))
+    speaker.start()
+    with pytest.raises(KeyboardInterrupt):
+        conn.recv(timeout=10)
+    speaker.join()
+    monkeypatch.undo()
+    with pytest.raises(ConnectionClosedError, match="interrupted"):
+        conn.recv(timeout=5)
+    conn.close()
+    assert conn.closed
+
+
 def test_a_thousand_open_close_cycles_leak_nothing(server):
     """1000 sessions opened and closed end with the thread and fd counts they started with."""
     fds_before = len(os.listdir("/proc/self/fd"))
