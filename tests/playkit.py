@@ -50,8 +50,7 @@ class PulseSink:
         )
         # No autospawn: a client that cannot reach our daemon must fail, not start a stray one.
         self.client_conf.write_text("autospawn = no\n")
-        env = dict(os.environ, HOME=str(self.folder), PULSE_RUNTIME_PATH=str(self.folder / "run"),
-                   PULSE_CLIENTCONFIG=str(self.client_conf), PULSE_SERVER=f"unix:{self.socket}")
+        env = self.env()
         self._spawn(["pulseaudio", "-n", "-F", str(script), "--exit-idle-time=-1", "--daemonize=no",
                      "--use-pid-file=false", "--log-target=stderr"], env)
         self._wait_for(lambda: self.socket.exists() and self._pactl(env, "info"), "pulseaudio")
@@ -59,6 +58,11 @@ class PulseSink:
                      "--latency-msec=10", "/dev/zero"], env)
         self._wait_for(lambda: self._sink_latency_us(env) < 100_000, "the keep-alive stream")
         return self
+
+    def env(self) -> dict:
+        """The environment for a PulseAudio client of this daemon (pactl, pacat, parec)."""
+        return dict(os.environ, HOME=str(self.folder), PULSE_RUNTIME_PATH=str(self.folder / "run"),
+                    PULSE_CLIENTCONFIG=str(self.client_conf), PULSE_SERVER=f"unix:{self.socket}")
 
     def _sink_latency_us(self, env) -> float:
         """The sink's current latency; it stays near 2 s until its first long render period ends."""
