@@ -14,6 +14,7 @@ __all__ = ["OutputDevice", "load_pyaudio", "SAMPLE_FORMATS"]
 
 # LMNT PCM format name -> (bytes per sample, pyaudio format constant name)
 SAMPLE_FORMATS = {"pcm_s16le": (2, "paInt16"), "pcm_f32le": (4, "paFloat32")}
+DRAIN_MARGIN = 0.05  # seconds of silence beyond the reported latency before a drain stops the stream
 
 _INSTALL_HINT = (
     "live playback needs pyaudio: pip install 'lmnt-sync[play]' "
@@ -74,6 +75,10 @@ class OutputDevice:
             self._pa.terminate()
             raise PlaybackError(f"could not open the audio output device ({_describe(exc)})") from exc
         self.latency_frames = int(round(self._stream.get_output_latency() * sample_rate))
+        # Silence to write after the last audio before stopping: PortAudio's latency
+        # leaves out buffers below ALSA (a sound server holds 20-30 ms more through
+        # ALSA's pulse plugin, and Pa_StopStream does not wait for those).
+        self.drain_frames = self.latency_frames + int(sample_rate * DRAIN_MARGIN)
         self._started = False
 
     def start(self) -> None:

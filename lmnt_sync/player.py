@@ -456,8 +456,8 @@ class Player:
             self._starving = audio < self._block_frames and more  # underrun: rebuffer before resuming
             self._cond.notify_all()  # room for the feed
             return block, start, audio
-        if not more and self._clock.heard(self._device.latency_frames) >= buffer.head:
-            return None, None, None
+        if not more and self._clock.silence_written() >= self._device.drain_frames:
+            return None, None, None  # everything written has been heard
         self._starving = self._starving or more
         return bytes(self._block_frames * buffer.frame_bytes), buffer.head, 0
 

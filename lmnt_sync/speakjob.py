@@ -1,19 +1,22 @@
 """The ``speak`` job of the command line: text in, audio to a file and/or the speakers.
 
-Each destination gets its own streaming session in the format it needs
-(a file in its format, the speakers in PCM), and every piece of text goes
-to all of them, flushed per line when text streams in, so speech starts
-while later text is still being written.
+Every piece of text goes to the sessions opened, flushed per line when text
+streams in, so speech starts while later text is still being written. The
+speakers need PCM; a file gets its own format. Both at once use one PCM
+session, played and encoded here (``PlayFileSink``; PyAV, from the
+``[server]`` extra), so the text is spoken, and charged, once; without
+PyAV each destination gets its own session.
 """
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any, Iterable, List, Optional
 
 from .audiofile import AudioFileWriter, output_format
 from .progress import Progress
 
-__all__ = ["speak", "open_sinks", "FileSink", "PlaySink"]
+__all__ = ["speak", "open_sinks", "FileSink", "PlaySink", "PlayFileSink"]
 
 _PCM_BYTES_PER_SAMPLE = {"pcm_s16le": 2, "pcm_f32le": 4}
 
@@ -81,7 +84,10 @@ class PlaySink:
         except BaseException:
             self._player.close()
             raise
-        self._player.play(self.conn)
+        self._player.play(self._source())
+
+    def _source(self) -> Iterable[Any]:
+        return self.conn
 
     def wait(self) -> None:
         """Block until the last frame has been heard; re-raise a session error."""
@@ -91,6 +97,41 @@ class PlaySink:
         """Stop playing, release the device and close the session; idempotent."""
         self._player.close()
         self.conn.close()
+
+
+class PlayFileSink(PlaySink):
+    """One PCM session played live and written to a file, encoded here.
+
+    Raises (from the constructor): ImportError without PyAV/numpy (the
+    ``[server]`` extra); as ``PlaySink`` and ``FileSink`` otherwise.
+    """
+
+    def __init__(self, speech: Any, voice: str, path: str, fmt: str, wrap_wav: bool,
+                 sample_rate: int, language: Optional[str], progress: Progress) -> None:
+        from .server.codecs import Encoder  # ImportError without the [server] extra: the caller falls back
+
+        self._encoder = Encoder(fmt, sample_rate, sample_rate)
+        self._rate, self._progress = sample_rate, progress
+        self._writer = AudioFileWriter(path, sample_rate if wrap_wav else None)
+        try:
+            super().__init__(speech, voice, sample_rate, language)
+        except BaseException:
+            self._writer.close()
+            raise
+
+    def _source(self) -> Iterable[bytes]:
+        """The session's PCM, for the player; each chunk is encoded into the file first."""
+        for message in self.conn:
+            pcm = message["audio"]
+            self._writer.write(self._encoder.encode(pcm))
+            self._progress.received(len(pcm), len(pcm) / (2 * self._rate))
+            yield pcm
+        self._writer.write(self._encoder.finish())
+
+    def close(self) -> None:
+        """Stop playing, release the device, close the session and the file; idempotent."""
+        super().close()
+        self._writer.close()
 
 
 def speak(sinks: List[Any], texts: Iterable[str], *, flush_each: bool, progress: Progress) -> None:
@@ -125,6 +166,12 @@ def open_sinks(speech: Any, voice: str, *, output: Optional[str], fmt: Optional[
         LmntError: a session or the audio device could not be opened.
     """
     file_format = output_format(output, fmt) if output is not None else None  # fails before connecting
+    if play and output is not None and file_format is not None:
+        try:
+            return [PlayFileSink(speech, voice, output, *file_format, sample_rate, language, progress)]
+        except ImportError:
+            print(f"lmnt-sync: without PyAV (the [server] extra), --play with -o {output} opens a second "
+                  "session, so the text is synthesized twice", file=sys.stderr)
     sinks: List[Any] = []
     try:
         if play:

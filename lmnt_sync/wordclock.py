@@ -104,21 +104,28 @@ class PlayClock:
         self.written = 0
         self._blocks: Deque[Tuple[int, int, int]] = collections.deque()  # (device, source, audio)
         self._heard_source = 0
+        self._audio_end = 0  # device frame where the last audio written ends
 
     def start(self) -> None:
         """Begin a new stream run (after start); blocks of an earlier run are gone."""
         self.written = 0
+        self._audio_end = 0
         self._blocks.clear()
 
     def wrote(self, block_frames: int, source_start: int, audio_frames: int) -> None:
         """Record a block written to the device: ``audio_frames`` audio, then silence."""
         if audio_frames:
             self._blocks.append((self.written, source_start, audio_frames))
+            self._audio_end = self.written + audio_frames
         self.written += block_frames
 
     def heard(self, latency_frames: int) -> int:
         """Return the source position heard so far (frames before it have played)."""
         return self._advance(self.written - latency_frames)
+
+    def silence_written(self) -> int:
+        """Frames of silence written after the last audio of this run."""
+        return self.written - self._audio_end
 
     def drained(self) -> int:
         """Return the source position heard once everything written has played."""

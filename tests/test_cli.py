@@ -128,6 +128,25 @@ def test_play_streams_to_the_audio_device(env, audio_out):
     assert len(audio_out.played().strip(b"\x00")) > 24000
 
 
+def test_play_and_mp3_output_share_one_session(env, audio_out, server, tmp_path):
+    """--play with -o out.mp3 opens one PCM session: heard and written, the text synthesized once."""
+    import av
+
+    text = "One session for both the speakers and the file."
+    sessions_before = len(server.client_frames())
+    out = tmp_path / "both.mp3"
+    done = run(["speak", text, "--voice", "synth", "--play", "-o", str(out)], dict(env, **audio_out.env))
+    assert done.returncode == 0, done.stderr
+    new_sessions = server.client_frames()[sessions_before:]
+    assert len(new_sessions) == 1 and new_sessions[0][0]["format"] == "pcm_s16le"
+    played_seconds = len(audio_out.played().strip(b"\x00")) / 2 / 24000
+    with av.open(str(out)) as container:
+        frames = list(container.decode(audio=0))
+    written_seconds = sum(frame.samples for frame in frames) / frames[0].sample_rate
+    assert played_seconds > 1.0
+    assert abs(written_seconds - played_seconds) < 0.15  # mp3 adds encoder padding; silence trimmed from the recording
+
+
 def test_progress_is_drawn_on_a_terminal_only(env, tmp_path):
     """On a TTY stderr a progress line is drawn (and erased); on a pipe nothing is."""
     leader, follower = pty.openpty()

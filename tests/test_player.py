@@ -211,3 +211,33 @@ def test_unknown_device_raises_playback_error(audio_out):
     with pytest.raises(PlaybackError):
         Player(RATE, device_index=999)
     assert not player_threads()
+
+
+def test_wait_returns_after_the_whole_tail_is_heard(pulse_sink, audio_out):
+    """What the sink actually plays (its monitor, recorded with parec) holds the sound's last frame:
+    wait() stops the device only once everything written has been heard, nothing cut off the end."""
+    import subprocess
+
+    import numpy as np
+
+    def square(seconds, amplitude):
+        return np.where((np.arange(int(RATE * seconds)) // 24) % 2 == 0, amplitude, -amplitude).astype("<i2")
+
+    body, tail = square(0.5, 8000), square(0.02, 5000)  # the last 20 ms stand out by their amplitude
+    recorder = subprocess.Popen(["parec", "--device=out.monitor", "--raw", "--format=s16le", f"--rate={RATE}",
+                                 "--channels=1", "--latency-msec=5"], stdout=subprocess.PIPE, env=pulse_sink.env())
+    try:
+        time.sleep(0.3)  # the recording is running before the sound starts
+        with Player(RATE) as player:
+            player.play([body.tobytes() + tail.tobytes()])
+            player.wait(10)
+        time.sleep(0.3)  # anything played after wait() would be recorded too
+    finally:
+        recorder.terminate()
+        raw = recorder.communicate(timeout=10)[0]
+    heard = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
+    loud = np.flatnonzero(np.abs(heard) == 8000)
+    quiet = np.flatnonzero(np.abs(heard) == 5000)
+    assert len(loud) > 0.9 * len(body), "the sound was not played"
+    assert len(quiet) == len(tail) and quiet[0] > loud[-1], (
+        f"heard {len(quiet) / RATE * 1000:.1f} ms of the sound's last {len(tail) / RATE * 1000:.0f} ms")
