@@ -7,7 +7,8 @@ Usage::
         ...
 
 The server owns one event loop in a named daemon thread and a small pool
-of worker threads for synthesis; :meth:`LocalServer.stop` closes every
+of worker threads for synthesis (most urgent job first, see
+:mod:`.scheduling`); :meth:`LocalServer.stop` closes every
 session, joins all of them and removes a temporary data folder.
 
 Engines: the chosen engine is the primary one (it speaks LMNT's voice ids
@@ -25,7 +26,6 @@ import secrets
 import shutil
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -36,6 +36,7 @@ from .app import create_app
 from .auth import Auth
 from .engines import DEFAULT_ENGINE, engine_names, get_engine
 from .engines.base import Engine, LocalVoice
+from .scheduling import UrgencyExecutor
 from .state import DEFAULT_MAX_SESSIONS, FrameRecorder, Limits, ServerState
 from .voices import VoiceStore
 
@@ -132,7 +133,7 @@ class LocalServer:
         self._thread: Optional[threading.Thread] = None
         self._stop_serving: Optional[Callable[[], Any]] = None  # set once listening
         self._runner: Optional[web.AppRunner] = None
-        self._executor: Optional[ThreadPoolExecutor] = None
+        self._executor: Optional[UrgencyExecutor] = None
         self._ready = threading.Event()
         self._stop_requested = threading.Event()
         self._error: Optional[BaseException] = None
@@ -270,7 +271,7 @@ class LocalServer:
         assert self._data_dir is not None
         engines, local_voices = load_engines(self._engine)
         voices = VoiceStore(local_voices, self._engine.name, self._data_dir)
-        self._executor = ThreadPoolExecutor(worker_count(), thread_name_prefix="lmnt-sync-synth")
+        self._executor = UrgencyExecutor(worker_count(), thread_name_prefix="lmnt-sync-synth")
         state = ServerState(
             engines=engines, voices=voices,
             auth=Auth(None if self._accept_any_key else self._api_key),

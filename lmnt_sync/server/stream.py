@@ -23,6 +23,16 @@ no ``flush_complete`` is sent for it. When the speaker runs out of work it
 drains the encoder so the end of a sentence is not held back waiting for
 more text.
 
+Urgency: every worker job of a session carries a priority key
+(:mod:`.scheduling`). The session estimates when its client runs out of
+audio, assuming playback in real time from the first frame it sent after
+the client last ran dry. The first segment of a turn goes before every
+continuation (a listener is waiting for the first audio after a flush);
+first segments among themselves, and continuations among themselves, are
+ordered by when their client runs dry (for a client with nothing left to
+play: the time the job was queued), so under load the sessions closest to
+an underrun are served before those with seconds buffered.
+
 Memory per session stays small: audio is never queued (each send awaits the
 socket), and buffered plus queued text is capped by
 :attr:`.state.Limits.max_buffered_chars`.
@@ -31,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Deque, Dict, List, Optional, Sequence, Union
@@ -41,6 +52,7 @@ from .apierror import ApiError, new_request_id
 from .buffering import TextBuffer
 from .codecs import Encoder
 from .state import STREAMING, ServerState
+from .scheduling import CONTINUATION, FIRST_AUDIO, Priority
 from .synthesis import ChunkSource, in_worker
 from .voices import VoiceRef
 from .timeline import Timeline
@@ -194,6 +206,8 @@ class SpeechSession:
         self._encoder = Encoder(config.format, config.sample_rate, rate)
         self._timeline = Timeline(rate, config.cumulative_timestamps)
         self._padding = 0.0  # drain padding already added to the timeline
+        self._dry_at = 0.0  # monotonic time the client runs out of audio sent so far
+        self._voiced_turn = -1  # turn of the last segment that sent audio
 
     async def run(self) -> None:
         """Serve the session until it closes; never raises for client faults."""
@@ -274,6 +288,7 @@ class SpeechSession:
         self._items = kept
         if self._speaking is not None and self._speaking.turn == turn:
             self._speaking.cancelled = True
+        self._dry_at = 0.0  # a reset is a barge-in: the client drops what it holds
         self._put(command)
 
     def _put(self, item: _Item) -> None:
@@ -315,11 +330,12 @@ class SpeechSession:
         self._speaking = segment
         try:
             while not segment.cancelled:
-                step = await self._in_worker(source.next_encoded)
+                step = await self._in_worker(source.next_encoded, segment=segment)
                 if step is None or segment.cancelled:
                     break  # done, or a reset made this audio unwanted
                 self._timeline.add(step[0])
                 await self._emit(step[1])
+                self._played(len(step[0].pcm) / (2 * self._engine.sample_rate), segment)
         finally:
             self._speaking = None
         if not self._items and not segment.cancelled:
@@ -381,8 +397,23 @@ class SpeechSession:
 
     # -- plumbing ----------------------------------------------------------
 
-    async def _in_worker(self, fn: Any, *args: Any) -> Any:
-        return await in_worker(self._state.executor, fn, *args)
+    def urgency(self, segment: Optional[_Segment] = None) -> Priority:
+        """Return the priority key of this session's next worker job.
+
+        ``segment``: the segment the job synthesizes, if any.
+        """
+        due = max(time.monotonic(), self._dry_at)  # when the client needs more audio
+        if segment is not None and segment.turn != self._voiced_turn:
+            return (FIRST_AUDIO, due)
+        return (CONTINUATION, due)
+
+    def _played(self, seconds: float, segment: _Segment) -> None:
+        """Account ``seconds`` of audio just sent for ``segment``."""
+        self._dry_at = max(self._dry_at, time.monotonic()) + seconds
+        self._voiced_turn = segment.turn
+
+    async def _in_worker(self, fn: Any, *args: Any, segment: Optional[_Segment] = None) -> Any:
+        return await in_worker(self._state.executor, fn, *args, priority=self.urgency(segment))
 
     async def _send(self, frames: Sequence[Frame]) -> None:
         # One lock per group keeps an audio frame and its timing frame together.

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 from .codecs import Encoder
 from .engines.base import Engine, SpeechChunk
+from .scheduling import Priority, UrgencyExecutor
 from .timeline import Timeline
 
 __all__ = ["ChunkSource", "synthesize_all", "in_worker"]
@@ -62,6 +63,13 @@ def synthesize_all(engine: Engine, text: str, voice: str,
     return b"".join(parts), timeline.take()
 
 
-async def in_worker(executor: Executor, fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(*args)`` in ``executor`` and await its result."""
+async def in_worker(executor: Executor, fn: Callable[..., T], *args: Any,
+                    priority: Optional[Priority] = None) -> T:
+    """Run ``fn(*args)`` in ``executor`` and await its result.
+
+    ``priority`` orders the job among those waiting when ``executor`` is an
+    :class:`~.scheduling.UrgencyExecutor` (see there); otherwise it is ignored.
+    """
+    if priority is not None and isinstance(executor, UrgencyExecutor):
+        return await asyncio.wrap_future(executor.submit_at(priority, fn, *args))
     return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)

@@ -1,0 +1,105 @@
+"""Synthesis worker threads that take the most urgent job first.
+
+The engines are compute-bound, so under load jobs wait for a worker. A
+first-come-first-served pool (``ThreadPoolExecutor``) makes a listener who
+has just flushed wait behind every continuation queued by other sessions,
+whose clients may still hold seconds of audio. :class:`UrgencyExecutor`
+keeps its waiting jobs in a heap ordered by a priority key instead:
+
+* ``(FIRST_AUDIO, t)``: the first audio of a turn, for a client that has
+  nothing left to play; among these, the one submitted first (``t``).
+* ``(CONTINUATION, t)``: more audio for a session whose client runs out of
+  audio at monotonic time ``t``; the earliest ``t`` (the least audio
+  buffered ahead of playback) goes first. Plain :meth:`submit` (REST,
+  warm-up) uses the submission time, as a job due now.
+
+Keys are absolute times, so the order of waiting jobs does not change while
+they wait. Equal keys run in submission order.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from concurrent.futures import Executor, Future
+from typing import Any, Callable, List, Tuple
+
+__all__ = ["UrgencyExecutor", "FIRST_AUDIO", "CONTINUATION", "Priority"]
+
+FIRST_AUDIO = 0
+CONTINUATION = 1
+
+Priority = Tuple[int, float]
+
+
+class UrgencyExecutor(Executor):
+    """A fixed pool of worker threads serving jobs by priority key.
+
+    Thread-safe. :meth:`shutdown` with ``wait=True`` lets the workers
+    finish the jobs still queued (unless ``cancel_futures``) and joins them.
+    """
+
+    def __init__(self, workers: int, thread_name_prefix: str = "lmnt-sync-synth") -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self._heap: List[Tuple[Priority, int, Future, Callable[..., Any], tuple, dict]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._shutdown = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{thread_name_prefix}_{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Schedule ``fn(*args, **kwargs)`` as a job due now."""
+        return self.submit_at((CONTINUATION, time.monotonic()), fn, *args, **kwargs)
+
+    def submit_at(self, priority: Priority, fn: Callable[..., Any], /, *args: Any,
+                  **kwargs: Any) -> Future:
+        """Schedule ``fn(*args, **kwargs)`` with ``priority`` (smaller runs first).
+
+        Raises:
+            RuntimeError: after :meth:`shutdown`.
+        """
+        future: Future = Future()
+        with self._cond:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            heapq.heappush(self._heap, (priority, next(self._seq), future, fn, args, kwargs))
+            self._cond.notify()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._cond:
+            self._shutdown = True
+            if cancel_futures:
+                for entry in self._heap:
+                    entry[2].cancel()
+                self._heap.clear()
+            self._cond.notify_all()
+        if wait:
+            for thread in self._threads:
+                if thread is not threading.current_thread():
+                    thread.join()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap and not self._shutdown:
+                    self._cond.wait()
+                if not self._heap:
+                    return  # shut down and nothing left to run
+                _, _, future, fn, args, kwargs = heapq.heappop(self._heap)
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while it waited (its session is gone)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # handed to the waiting side, as ThreadPoolExecutor does
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            del future, fn, args, kwargs
