@@ -62,6 +62,7 @@ _CONTENT_TYPES = {
 # Cap on silent frames drain() may add; far above what any codec here needs
 # (libmp3lame needs 4), it only guards against a codec that never catches up.
 _MAX_DRAIN_FRAMES = 16
+_NO_SAMPLES = np.zeros(0, np.int16)
 
 
 def normalize_format(fmt: str) -> str:
@@ -137,25 +138,52 @@ class Encoder:
         )
         self._sink = _SINKS[self.format](self.sample_rate)
         self._carry = b""  # an odd trailing byte held until its sample completes
+        self._held = _NO_SAMPLES  # output-rate samples encode(first_seconds=) kept back
         self._finished = False
 
-    def encode(self, pcm: bytes) -> bytes:
+    def encode(self, pcm: bytes, first_seconds: Optional[float] = None) -> bytes:
         """Add PCM and return whatever encoded output is ready (may be b"").
+
+        With ``first_seconds``, only the first that many seconds of this
+        PCM are encoded now (after resampling, so the stream is the same as
+        encoding it whole); the rest is held for :meth:`encode_rest`, which
+        any later call runs first. Codecs cost CPU per sample, so the
+        first packet of a long chunk leaves sooner this way.
 
         Raises:
             RuntimeError: :meth:`finish` was already called.
         """
         self._check_open()
+        out = self.encode_rest()
         if self._carry or len(pcm) & 1:
             pcm = self._carry + bytes(pcm)
             cut = len(pcm) & ~1
             pcm, self._carry = pcm[:cut], pcm[cut:]
-        if self._resampler is None and self.format == "pcm_s16le":
-            return bytes(pcm)  # fast path: the input already is the output
+        if self._resampler is None and self.format == "pcm_s16le" and first_seconds is None:
+            return out + bytes(pcm)  # fast path: the input already is the output
         samples = np.frombuffer(pcm, dtype="<i2")
         if self._resampler is not None:
             samples = self._resampler.push(samples)
-        return self._sink.write(samples)
+        if first_seconds is not None:
+            cut = max(0, int(first_seconds * self.sample_rate))
+            samples, self._held = samples[:cut], samples[cut:]
+        return out + self._sink.write(samples)
+
+    def encode_rest(self) -> bytes:
+        """Encode what ``encode(..., first_seconds=)`` held back; b"" if nothing.
+
+        Raises:
+            RuntimeError: :meth:`finish` was already called.
+        """
+        self._check_open()
+        if not len(self._held):
+            return b""
+        held, self._held = self._held, _NO_SAMPLES
+        return self._sink.write(held)
+
+    def drop_rest(self) -> None:
+        """Forget what ``encode(..., first_seconds=)`` held back (unwanted audio)."""
+        self._held = _NO_SAMPLES
 
     def drain(self) -> bytes:
         """Return all audio given so far, keeping the stream open.
@@ -171,10 +199,9 @@ class Encoder:
         Raises:
             RuntimeError: :meth:`finish` was already called.
         """
-        self._check_open()
-        out = b""
+        out = self.encode_rest()
         if self._resampler is not None:
-            out = self._sink.write(self._resampler.drain())
+            out += self._sink.write(self._resampler.drain())
         return out + self._sink.drain()
 
     def finish(self) -> bytes:
@@ -185,11 +212,20 @@ class Encoder:
         """
         if self._finished:
             return b""
+        out = self.encode_rest()
         self._finished = True
-        out = b""
         if self._resampler is not None:
-            out = self._sink.write(self._resampler.finish())
+            out += self._sink.write(self._resampler.finish())
         return out + self._sink.finish()
+
+    @property
+    def is_codec(self) -> bool:
+        """Return True for the formats that run a codec (mp3, webm, aac).
+
+        Encoding those costs ~5-7 ms of CPU per second of audio; the others
+        are a table look-up or a copy.
+        """
+        return isinstance(self._sink, _Framed)
 
     @property
     def padding_seconds(self) -> float:

@@ -7,8 +7,10 @@ Per connection two tasks run on the server's event loop:
   flush/reset acknowledgements, finish) in the order the client sent them;
 * the **speaker** takes items one by one. A segment is synthesized chunk by
   chunk in the worker-thread executor (the engine is CPU-bound and must not
-  block the loop), each chunk encoded there too, and sent as soon as it is
-  ready, so the first audio leaves after the first chunk.
+  block the loop), each chunk encoded there too (codec formats: its first
+  250 ms in a step of its own, see :class:`.synthesis.ChunkSource`), and
+  sent as soon as it is ready, so the first audio leaves after the first
+  chunk.
 
 Ordering guarantees (PROTOCOL.md §1.5): an acknowledgement is queued behind
 the segments it covers, so ``flush_complete`` follows all audio of its flush;
@@ -332,10 +334,12 @@ class SpeechSession:
             while not segment.cancelled:
                 step = await self._in_worker(source.next_encoded, segment=segment)
                 if step is None or segment.cancelled:
+                    self._encoder.drop_rest()  # a chunk's unsent pieces, if cancelled
                     break  # done, or a reset made this audio unwanted
-                self._timeline.add(step[0])
-                await self._emit(step[1])
-                self._played(len(step[0].pcm) / (2 * self._engine.sample_rate), segment)
+                chunk, data, seconds = step
+                self._timeline.add(chunk)  # a chunk's timings go with its first piece
+                await self._emit(data)
+                self._played(seconds, segment)
         finally:
             self._speaking = None
         if not self._items and not segment.cancelled:

@@ -2,7 +2,8 @@
 
 The engines are CPU-bound, so the event loop hands these functions to the
 server's executor: :meth:`ChunkSource.next_encoded` for streaming (one chunk
-at a time, so the first audio leaves early) and :func:`synthesize_all` for
+at a time, so the first audio leaves early; for codec formats the first
+:data:`FIRST_PIECE_SECONDS` of each chunk in a step of its own) and :func:`synthesize_all` for
 responses that need the whole audio first. Even creating an engine's chunk
 iterator may run model code (or load weights on first use), so that too
 happens in the worker.
@@ -18,9 +19,15 @@ from .engines.base import Engine, SpeechChunk
 from .scheduling import Priority, UrgencyExecutor
 from .timeline import Timeline
 
-__all__ = ["ChunkSource", "synthesize_all", "in_worker"]
+__all__ = ["ChunkSource", "synthesize_all", "in_worker", "FIRST_PIECE_SECONDS"]
 
 T = TypeVar("T")
+
+#: For codec formats, the audio of a chunk encoded and returned on its own
+#: before the rest: LAME or Opus take ~1.5 ms for it instead of ~15 ms for a
+#: whole sentence, so the first packet leaves sooner.
+FIRST_PIECE_SECONDS = 0.25
+_NO_AUDIO = SpeechChunk(b"")
 
 
 class ChunkSource:
@@ -36,16 +43,35 @@ class ChunkSource:
         self._voice = voice
         self._encoder = encoder
         self._chunks: Optional[Iterator[SpeechChunk]] = None
+        self._bytes_per_second = 2 * engine.sample_rate
+        self._piece = FIRST_PIECE_SECONDS if encoder.is_codec else 0.0  # 0: chunks go whole
+        self._rest = 0.0  # seconds of the current chunk the encoder holds back
 
-    def next_encoded(self) -> Optional[Tuple[SpeechChunk, bytes]]:
-        """Return the next chunk and its encoded audio; None when done.
+    def next_encoded(self) -> Optional[Tuple[SpeechChunk, bytes, float]]:
+        """Return ``(chunk, encoded audio, seconds)`` for the next step; None when done.
+
+        A step is a whole chunk, or for codec formats a chunk in two pieces:
+        its first :data:`FIRST_PIECE_SECONDS` (returned with the chunk, whose
+        words all go on the timeline then), then the rest (returned with an
+        empty chunk). ``seconds`` is the length of the PCM encoded in this
+        step. The encoder resamples the whole chunk before it splits it
+        (:meth:`Encoder.encode`), so the stream is the same as without pieces.
 
         Blocks for one chunk's synthesis (plus a model load on first use).
         """
+        if self._rest:
+            rest, self._rest = self._rest, 0.0
+            return _NO_AUDIO, self._encoder.encode_rest(), rest
         if self._chunks is None:
             self._chunks = iter(self._engine.synthesize(self._text, self._voice))
         chunk = next(self._chunks, None)
-        return None if chunk is None else (chunk, self._encoder.encode(chunk.pcm))
+        if chunk is None:
+            return None
+        seconds = len(chunk.pcm) / self._bytes_per_second
+        if self._piece and seconds > 2 * self._piece:
+            self._rest = seconds - self._piece
+            return chunk, self._encoder.encode(chunk.pcm, first_seconds=self._piece), self._piece
+        return chunk, self._encoder.encode(chunk.pcm), seconds
 
 
 def synthesize_all(engine: Engine, text: str, voice: str,
