@@ -13,7 +13,9 @@ length.
 
 Thread safety: the G2P runs under a lock (it is a few milliseconds per
 sentence and not documented as thread-safe); onnxruntime's ``run`` is
-thread-safe, and each call uses its own random generator for the noise.
+thread-safe, and each worker thread has its own random generator for the
+noise (created once per thread, not per call: seeding one from the OS was
+3.5% of the server's GIL time under load).
 Sessions use one intra-op thread: Hibari runs ~100x real time on one core,
 and on a 2-core server concurrent requests are better served by one core
 each than by a shared, oversubscribed thread pool.
@@ -21,7 +23,7 @@ each than by a shared, oversubscribed thread pool.
 from __future__ import annotations
 
 import threading
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -45,6 +47,8 @@ class HibariEngine:
         self._models: Dict[str, object] = {}  # voice id -> hibari.Hibari
         self._load_lock = threading.Lock()
         self._g2p_lock = threading.Lock()
+        self._local = threading.local()  # .rng: this thread's noise generator
+        self._voice_ids: Optional[FrozenSet[str]] = None  # bundled voices, read once
 
     def voices(self) -> Sequence[LocalVoice]:
         """Return the bundled voices (reads Hibari's registry; no model load)."""
@@ -76,13 +80,23 @@ class HibariEngine:
         Raises:
             KeyError: ``voice`` is not a bundled Hibari voice.
         """
-        ids = [v.id for v in self.voices()]
+        ids = self._voice_ids
+        if ids is None:
+            ids = self._voice_ids = frozenset(v.id for v in self.voices())
         if voice not in ids:
-            raise KeyError(f"unknown hibari voice {voice!r}; choose one of {', '.join(ids)}")
+            raise KeyError(f"unknown hibari voice {voice!r}; choose one of {', '.join(sorted(ids))}")
         model = self._model(voice)
-        rng = np.random.default_rng()
         for words in split_sentences(text):
-            yield self._sentence(model, words, rng)
+            # Looked up per sentence: a caller may step this generator from
+            # different threads, and a Generator must not be shared by two.
+            yield self._sentence(model, words, self._rng())
+
+    def _rng(self) -> np.random.Generator:
+        """Return the calling thread's noise generator (seeded from the OS once)."""
+        rng = getattr(self._local, "rng", None)
+        if rng is None:
+            rng = self._local.rng = np.random.default_rng()
+        return rng
 
     def _model(self, voice: str):
         with self._load_lock:
