@@ -137,3 +137,28 @@ def test_a_first_segment_goes_before_a_continuation_queued_earlier(monkeypatch):
             for ws in sessions:
                 close(ws)
     assert engine.order == ["a1", "hold", "b1", "a2"]
+
+
+@pytest.mark.parametrize("fmt, worker_drains", [("pcm_s16le", False), ("ulaw", False), ("mp3", True)])
+def test_drains_without_work_run_inline(fmt, worker_drains):
+    """pcm/ulaw at the engine's rate (24 kHz) drain and finish on the loop; codecs in a worker."""
+    with LocalServer(engine="synthetic") as server:
+        executor = server._executor
+        names = []
+        submit_at = executor.submit_at
+
+        def recording(priority, fn, *args, **kwargs):
+            names.append(getattr(fn, "__name__", ""))
+            return submit_at(priority, fn, *args, **kwargs)
+
+        executor.submit_at = recording
+        init = current_init(server, voice="synth", format=fmt, sample_rate=24000)
+        ws = connect(server, init)
+        try:
+            send(ws, {"type": "text", "text": "Two words."}, {"type": "flush"}, {"type": "finish"})
+            turn = read(ws)
+        finally:
+            close(ws)
+    assert turn.close_code == 1000 and any(kind == "audio" for kind, _ in turn.events)
+    assert "next_encoded" in names
+    assert ("drain" in names and "finish" in names) is worker_drains

@@ -228,6 +228,15 @@ class Encoder:
         return isinstance(self._sink, _Framed)
 
     @property
+    def cheap_drain(self) -> bool:
+        """Return True when :meth:`drain` and :meth:`finish` do no real work.
+
+        Raw PCM and ulaw at the engine's rate: no codec, no resampler
+        filter to flush; only ulaw's header may still be due.
+        """
+        return self._resampler is None and self.format in ("pcm_s16le", "pcm_f32le", "ulaw")
+
+    @property
     def padding_seconds(self) -> float:
         """Seconds of silence :meth:`drain` has inserted so far (codec frames).
 
