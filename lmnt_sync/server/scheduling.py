@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import queue
 import threading
 import time
 from concurrent.futures import Executor, Future
@@ -38,6 +39,12 @@ class UrgencyExecutor(Executor):
 
     Thread-safe. :meth:`shutdown` with ``wait=True`` lets the workers
     finish the jobs still queued (unless ``cancel_futures``) and joins them.
+
+    The event loop submits a job per chunk, so the hand-off is kept short:
+    a C-level lock held for one ``heappush``/``heappop`` guards the heap,
+    and a ``SimpleQueue`` of tokens (one per job) wakes the workers. A
+    ``threading.Condition`` runs Python code under its lock, and a worker
+    losing the GIL inside it would stall the loop thread behind it.
     """
 
     def __init__(self, workers: int, thread_name_prefix: str = "lmnt-sync-synth") -> None:
@@ -45,7 +52,8 @@ class UrgencyExecutor(Executor):
             raise ValueError("workers must be at least 1")
         self._heap: List[Tuple[Priority, int, Future, Callable[..., Any], tuple, dict]] = []
         self._seq = itertools.count()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._tokens: "queue.SimpleQueue[None]" = queue.SimpleQueue()
         self._shutdown = False
         self._threads = [
             threading.Thread(target=self._work, name=f"{thread_name_prefix}_{i}", daemon=True)
@@ -66,21 +74,24 @@ class UrgencyExecutor(Executor):
             RuntimeError: after :meth:`shutdown`.
         """
         future: Future = Future()
-        with self._cond:
+        entry = (priority, next(self._seq), future, fn, args, kwargs)
+        with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            heapq.heappush(self._heap, (priority, next(self._seq), future, fn, args, kwargs))
-            self._cond.notify()
+            heapq.heappush(self._heap, entry)
+        self._tokens.put(None)
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        with self._cond:
+        with self._lock:
+            first = not self._shutdown
             self._shutdown = True
-            if cancel_futures:
-                for entry in self._heap:
-                    entry[2].cancel()
-                self._heap.clear()
-            self._cond.notify_all()
+            dropped, self._heap = (self._heap, []) if cancel_futures else ([], self._heap)
+        for entry in dropped:
+            entry[2].cancel()
+        if first:
+            for _ in self._threads:
+                self._tokens.put(None)  # a token that finds the heap empty ends a worker
         if wait:
             for thread in self._threads:
                 if thread is not threading.current_thread():
@@ -88,12 +99,15 @@ class UrgencyExecutor(Executor):
 
     def _work(self) -> None:
         while True:
-            with self._cond:
-                while not self._heap and not self._shutdown:
-                    self._cond.wait()
-                if not self._heap:
+            self._tokens.get()
+            with self._lock:
+                entry = heapq.heappop(self._heap) if self._heap else None
+            if entry is None:
+                if self._shutdown:
                     return  # shut down and nothing left to run
-                _, _, future, fn, args, kwargs = heapq.heappop(self._heap)
+                continue
+            _, _, future, fn, args, kwargs = entry
+            del entry
             if not future.set_running_or_notify_cancel():
                 continue  # cancelled while it waited (its session is gone)
             try:
