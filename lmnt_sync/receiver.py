@@ -294,7 +294,7 @@ def _keepalive(state: SessionState) -> None:
 
 def _handle_frame(state: SessionState, frame: Any, out: Optional[List[tuple]]) -> bool:
     """Process one frame; return True when the connection is over."""
-    if frame.kind == "pong":
+    if frame.kind in ("ping", "pong"):  # keepalive either way; the transport answered pings
         return False
     if frame.kind in ("text", "binary") and len(frame.data) > state.max_frame_bytes:
         raise ProtocolError(

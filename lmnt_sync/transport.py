@@ -40,7 +40,7 @@ def websocket_url(base_url: str) -> str:
 
 @dataclass(frozen=True)
 class Frame:
-    """A frame received: ``kind`` is "text", "binary", "close" or "pong"."""
+    """A frame received: ``kind`` is "text", "binary", "close", "ping" or "pong"."""
 
     kind: str
     data: Any = None
@@ -51,6 +51,7 @@ class Frame:
 _KINDS = {
     websocket.ABNF.OPCODE_TEXT: "text",
     websocket.ABNF.OPCODE_BINARY: "binary",
+    websocket.ABNF.OPCODE_PING: "ping",  # websocket-client has answered it already
     websocket.ABNF.OPCODE_PONG: "pong",
 }
 

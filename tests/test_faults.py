@@ -49,6 +49,49 @@ def test_keepalive_detects_a_dead_peer(via_proxy, proxy):
     conn.close(timeout=0.2)
 
 
+@pytest.fixture(scope="module")
+def pinging_server(no_leaks_after_suite):
+    """A real local server that pings every websocket every 0.1 s."""
+    from lmnt_sync.server import LocalServer
+    from lmnt_sync.server.state import Limits
+
+    with LocalServer(engine="synthetic", limits=Limits(ping_interval=0.1)) as srv:
+        yield srv
+
+
+def test_server_pings_are_answered_and_do_not_end_the_session(pinging_server):
+    """A server's pings, while the caller waits and while it sends nothing, keep the session alive."""
+    with Speech(api_key=pinging_server.api_key, base_url=pinging_server.url) as speech:
+        with speech.synthesize_streaming("lily", format="pcm_s16le", ping_interval=None) as conn:
+            conn.wait_ready(timeout=10)
+            with pytest.raises(LmntTimeoutError):
+                conn.recv(timeout=0.5)  # about 5 pings come and go while this caller waits
+            time.sleep(0.5)  # and 5 more with nobody waiting: the receiver thread answers them
+            conn.append_text("Still here after a second of pings.")
+            conn.finish()
+            audio = b"".join(message["audio"] for message in conn)
+    assert len(audio) > 0
+
+
+def test_server_drops_a_client_that_never_answers_its_pings(pinging_server):
+    """A client that stops reading (so never answers a ping) is dropped by the server."""
+    import websocket
+
+    from lmnt_sync.transport import websocket_url
+
+    ws = websocket.create_connection(websocket_url(pinging_server.url), timeout=5)
+    try:
+        ws.send('{"X-API-Key": "%s", "voice": "lily"}' % pinging_server.api_key)
+        time.sleep(0.6)  # pings go unanswered: nothing reads this socket
+        with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+            while True:  # ready and pings may come first; then the server's close and the end
+                opcode, _ = ws.recv_data(control_frame=True)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    ws.recv_data()
+    finally:
+        ws.close()
+
+
 def test_connection_dropped_without_close_frame(via_proxy, proxy):
     """A cut connection ends iteration with ConnectionClosedError, and the next send raises too."""
     conn = ready_connection(via_proxy)

@@ -48,6 +48,9 @@ class Limits:
         max_rest_chars: text per REST speech request (LMNT: 5000).
         max_upload_bytes: total audio per voice creation (LMNT: 250 MB).
         init_timeout: seconds a new websocket may wait before its init.
+        ping_interval: seconds between keepalive pings the server sends on
+            a websocket that is otherwise quiet; a client that has not
+            answered half that long later is dropped (None: no pings).
     """
 
     max_sessions: int = DEFAULT_MAX_SESSIONS
@@ -56,6 +59,7 @@ class Limits:
     max_rest_chars: int = 5000
     max_upload_bytes: int = 250 * 1024 * 1024
     init_timeout: float = 30.0
+    ping_interval: Optional[float] = 20.0
 
     @property
     def transport_message_bytes(self) -> int:

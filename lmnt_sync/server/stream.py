@@ -95,6 +95,7 @@ async def handle_websocket(request: web.Request, state: ServerState) -> web.Stre
         max_msg_size=state.limits.transport_message_bytes,
         timeout=5.0,  # bounds close(): how long to wait for the client's close frame
         compress=False,  # audio does not deflate; compression would only cost CPU
+        heartbeat=state.limits.ping_interval,  # drops clients that vanished without closing
     )
     ws.headers["request-id"] = request_id  # equals ready.request_id
     await ws.prepare(request)
