@@ -10,9 +10,10 @@ A background thread ("lmnt-sync-preconnect") keeps one such connection,
 with a receiver thread already started for it (starting a thread blocks
 its starter until the thread runs). It opens one whenever there is none, and replaces it after ``max_idle``
 seconds, because servers drop idle connections (LMNT does not say when).
-``take`` hands the connection over only if it is still quiet: a server that
-dropped or closed it has sent something. Otherwise the caller connects as
-usual, so a stale spare costs one cheap check, never a failed session.
+``take`` hands the connection over only if the server has sent nothing on it
+but keepalive pings (answered then): a server that dropped or closed it has
+sent something else. Otherwise the caller connects as usual, so a stale
+spare costs one cheap check, never a failed session.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ MAX_IDLE = 30.0  # seconds a spare may idle before it is replaced
 # Python work that would compete for the GIL with the new session's start.
 REFILL_DELAY = 0.1
 _RETRY_FIRST, _RETRY_MAX = 1.0, 60.0  # back-off after failed connects, seconds
+_CHECK_TIMEOUT = 1.0  # seconds a frame found on a spare may take to arrive whole
 
 
 class Spare(NamedTuple):
@@ -78,7 +80,7 @@ class SpareConnection:
             self._changed.notify_all()
         if spare is None:
             return None
-        if not fresh or spare.transport.wait_readable(0):  # readable: the server closed or dropped it
+        if not fresh or not _only_pinged(spare.transport):
             spare.discard()
             return None
         return spare
@@ -139,3 +141,22 @@ class SpareConnection:
             return None
         finally:
             self._lock.acquire()
+
+
+def _only_pinged(transport: Transport) -> bool:
+    """True if the server sent nothing but pings on this unused connection; reads (and answers) them.
+
+    Blocks only while a frame that has started arriving completes (at most
+    ``_CHECK_TIMEOUT``). Servers ping idle websockets (the local server
+    every 20 s): such a spare is as good as a quiet one.
+    """
+    transport.set_io_timeout(_CHECK_TIMEOUT)
+    try:
+        while transport.wait_readable(0):
+            if transport.recv().kind != "ping":  # a close frame, data, or the end of the stream
+                return False
+    except LmntError:
+        return False
+    finally:
+        transport.set_io_timeout(None)
+    return True

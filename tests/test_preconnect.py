@@ -50,6 +50,17 @@ def test_a_spare_the_server_dropped_is_replaced_by_a_fresh_connection(server, pr
             assert used is not stale
 
 
+def test_a_spare_the_server_pinged_is_still_used(server, proxy):
+    """A keepalive ping on the idle spare is answered when it is taken, and the spare serves the session."""
+    with Speech(api_key=server.api_key, base_url=proxy.url, preconnect=True) as speech:
+        assert wait_until(lambda: speech._spare._spare is not None)
+        spare = speech._spare._spare.transport
+        proxy.inject(server_frame(b"are you there", opcode=0x9))
+        assert wait_until(lambda: spare.wait_readable(0))  # the ping is waiting on the spare
+        _, used = speak(speech)
+        assert used is spare
+
+
 def test_an_idle_spare_is_replaced_after_max_idle(server):
     """After max_idle seconds the thread closes the spare and opens another; nothing accumulates."""
     sockets_before = socket_inodes()
