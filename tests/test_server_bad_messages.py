@@ -91,6 +91,7 @@ BAD_INIT_FIELDS = [
     ("rate-word", {"sample_rate": "fast"}, "invalid_request_error"),
     ("rate-bool", {"sample_rate": True}, "invalid_request_error"),
     ("rate-negative", {"sample_rate": -1}, "invalid_request_error"),
+    ("rate-float", {"sample_rate": 16000.0}, "invalid_request_error"),  # was: int()'s own message
     ("key-wrong", {"X-API-Key": "wrong"}, "authentication_error"),
     ("key-missing", {"X-API-Key": None}, "authentication_error"),
     ("key-number", {"X-API-Key": 12345}, "authentication_error"),
@@ -142,7 +143,10 @@ def test_bad_init_field(srv, neighbour, generation, fields, slug):
     init = INITS[generation](srv, **fields)
     transcript = run_session(srv, [init, {"text": "Never spoken."}])
     assert_error_then_close(transcript, shape_of(generation), slug)
-    assert srv.api_key not in json.dumps(transcript.events)
+    said = json.dumps(transcript.events)
+    assert srv.api_key not in said
+    (field,) = fields
+    assert {"X-API-Key": "API key"}.get(field, field) in said  # the error names what was wrong
     neighbour.check("Init field check.")
 
 

@@ -101,7 +101,7 @@ def normalize_sample_rate(sample_rate: Optional[int], fmt: str) -> int:
         return default_sample_rate(fmt)
     if isinstance(sample_rate, bool) or sample_rate not in SAMPLE_RATES:
         allowed = ", ".join(map(str, SAMPLE_RATES))
-        raise ValueError(f"unsupported sample rate {sample_rate!r}; allowed: {allowed}")
+        raise ValueError(f"unsupported sample_rate {sample_rate!r}; allowed: {allowed}")
     return int(sample_rate)
 
 

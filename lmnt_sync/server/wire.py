@@ -338,8 +338,16 @@ def _session_format(value: Any) -> str:
 
 def _sample_rate(value: Any, fmt: str) -> int:
     """Accept an int or a numeric string (the v2.0 SDK sends ``"24000"``)."""
+    rate = None
+    if value is not None:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            rate = int(str(value).strip())
+        except ValueError:
+            raise ApiError("invalid_request_error",
+                           f"'sample_rate' must be an integer number of Hz, not {str(value)[:40]!r}") from None
     try:
-        rate = None if value is None else int(str(value).strip())
         return normalize_sample_rate(rate, fmt)
     except ValueError as exc:
         raise ApiError("invalid_request_error", str(exc)) from None
