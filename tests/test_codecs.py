@@ -257,7 +257,7 @@ def test_sample_rate_defaults_and_validation():
     assert normalize_sample_rate(None, "ulaw") == 8000
     assert normalize_sample_rate(16000, "mp3") == 16000
     for bad in (44100, 0, True, "24000"):
-        with pytest.raises(ValueError, match="sample rate"):
+        with pytest.raises(ValueError, match="sample_rate"):
             normalize_sample_rate(bad, "mp3")
     with pytest.raises(ValueError, match="22050"):
         Encoder("mp3", 22050, 24000)

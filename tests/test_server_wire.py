@@ -58,7 +58,7 @@ def test_current_init_defaults():
 @pytest.mark.parametrize("init, fragment", [
     ({"lmnt-version": "1.2"}, "voice"),
     ({"lmnt-version": "1.2", "voice": "v", "format": "wav"}, "format"),
-    ({"lmnt-version": "1.2", "voice": "v", "sample_rate": 44100}, "sample rate"),
+    ({"lmnt-version": "1.2", "voice": "v", "sample_rate": 44100}, "sample_rate"),
     ({"type": "text", "text": "hi"}, "init message"),
     ({"text": "hi"}, "init message"),
 ])
