@@ -33,6 +33,7 @@ __all__ = [
     "new_request_id",
     "json_object",
     "speakable",
+    "integer_field",
 ]
 
 STATUS_BY_SLUG: Dict[str, int] = {
@@ -137,3 +138,18 @@ def speakable(text: str, what: str) -> str:
         raise ApiError("invalid_request_error", f"{what} contains an unpaired surrogate "
                        "(\\ud800-\\udfff); send valid Unicode text") from None
     return text
+
+
+def integer_field(value: Any, name: str) -> int:
+    """Return ``value`` as an int: an int, or a numeric string (the v2.0 SDK sends ``"24000"``).
+
+    Raises:
+        ApiError: invalid_request_error naming ``name`` and the value, for
+            anything else (booleans, floats, words).
+    """
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(str(value).strip())
+    except ValueError:
+        raise ApiError("invalid_request_error", f"{name!r} must be an integer, not {str(value)[:40]!r}") from None

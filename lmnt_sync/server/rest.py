@@ -31,7 +31,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .apierror import ApiError, json_object, speakable
+from .apierror import ApiError, integer_field, json_object, speakable
 from .codecs import STREAMING_FORMATS, Encoder, content_type, normalize_format, normalize_sample_rate
 from .engines.base import Engine
 from .state import API_VERSION, REQUEST_ID, STREAMING, ServerState
@@ -152,7 +152,7 @@ def _speech_params(fields: Dict[str, Any], state: ServerState, request: web.Requ
         format=fmt,
         sample_rate=_rate(fields.get("sample_rate"), fmt),
         timings=_flag(wants, "return_timestamps"),
-        seed=_int(fields.get("seed"), "seed") if fields.get("seed") not in (None, "") else random.randrange(2**31),
+        seed=integer_field(fields.get("seed"), "seed") if fields.get("seed") not in (None, "") else random.randrange(2**31),
     )
 
 
@@ -165,7 +165,7 @@ def _format(value: Any) -> str:
 
 def _rate(value: Any, fmt: str) -> int:
     try:
-        rate = None if value in (None, "") else _int(value, "sample_rate")
+        rate = None if value in (None, "") else integer_field(value, "sample_rate")
         return normalize_sample_rate(rate, fmt)
     except ValueError as exc:
         raise ApiError("invalid_request_error", str(exc)) from None
@@ -344,12 +344,3 @@ def _flag(value: Any, name: str) -> bool:
     if text in _TRUE or text in _FALSE:
         return text in _TRUE
     raise ApiError("invalid_request_error", f"{name!r} must be true or false")
-
-
-def _int(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise ApiError("invalid_request_error", f"{name!r} must be an integer")
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise ApiError("invalid_request_error", f"{name!r} must be an integer") from None

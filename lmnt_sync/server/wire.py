@@ -48,7 +48,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from .apierror import ApiError, api_version, json_object, speakable
+from .apierror import ApiError, api_version, integer_field, json_object, speakable
 from .codecs import STREAMING_FORMATS, normalize_format, normalize_sample_rate
 
 __all__ = [
@@ -338,15 +338,7 @@ def _session_format(value: Any) -> str:
 
 def _sample_rate(value: Any, fmt: str) -> int:
     """Accept an int or a numeric string (the v2.0 SDK sends ``"24000"``)."""
-    rate = None
-    if value is not None:
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            rate = int(str(value).strip())
-        except ValueError:
-            raise ApiError("invalid_request_error",
-                           f"'sample_rate' must be an integer number of Hz, not {str(value)[:40]!r}") from None
+    rate = None if value is None else integer_field(value, "sample_rate")
     try:
         return normalize_sample_rate(rate, fmt)
     except ValueError as exc:
