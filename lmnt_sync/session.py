@@ -405,7 +405,6 @@ def _signal_friendly(remaining: Optional[float]) -> float:
 
 
 
-
 def _shutdown(state: SessionState, thread: threading.Thread, timeout: float) -> None:
     """Close a session's connection and join its receiver (also the GC finalizer)."""
     state.closing.set()

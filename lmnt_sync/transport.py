@@ -10,8 +10,8 @@ import select
 import socket
 import ssl
 import struct
-from dataclasses import dataclass
 import urllib.request
+from dataclasses import dataclass
 from typing import Any, Dict, Optional
 from urllib.parse import urlsplit
 
