@@ -77,11 +77,10 @@ def test_server_drops_a_client_that_never_answers_its_pings(pinging_server):
     """A client that stops reading (so never answers a ping) is dropped by the server."""
     import websocket
 
-    from lmnt_sync.transport import websocket_url
+    from server_kit import close, connect, current_init
 
-    ws = websocket.create_connection(websocket_url(pinging_server.url), timeout=5)
+    ws = connect(pinging_server, current_init(pinging_server), timeout=5)
     try:
-        ws.send('{"X-API-Key": "%s", "voice": "lily"}' % pinging_server.api_key)
         time.sleep(1.0)  # pings go unanswered: nothing reads this socket
         with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
             while True:  # ready and pings may come first; then the server's close and the end
@@ -89,7 +88,7 @@ def test_server_drops_a_client_that_never_answers_its_pings(pinging_server):
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     ws.recv_data()
     finally:
-        ws.close()
+        close(ws)
 
 
 def test_connection_dropped_without_close_frame(via_proxy, proxy):
