@@ -8,7 +8,7 @@ import weakref
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import protocol as p
-from .errors import ConfigurationError, MissingAPIKeyError
+from .errors import ConfigurationError, MissingAPIKeyError, MissingDependencyError
 from .receiver import ReceiverThread, SessionState
 from .rest import RestClient
 from .session import StreamingConnection
@@ -17,7 +17,9 @@ from .transport import Transport, websocket_url
 
 __all__ = ["Speech", "DEFAULT_BASE_URL"]
 
-DEFAULT_BASE_URL = "https://api.lmnt.com"
+# LMNT's hosted API (https://api.lmnt.com) shut down in September 2026: with no
+# base URL given, Speech() talks to the embedded server (lmnt_sync.server).
+DEFAULT_BASE_URL = None
 _LEGACY_ONLY = ("speed", "expressive", "conversational")
 
 
@@ -25,11 +27,17 @@ class Speech:
     """Entry point to LMNT's API, blocking style.
 
     Args:
-        api_key: your key; defaults to the ``LMNT_API_KEY`` environment variable.
-        base_url: defaults to ``LMNT_BASE_URL``, else ``https://api.lmnt.com``.
-        local: start the embedded LMNT-compatible server (``lmnt_sync.server``,
-            offline voices, needs the ``[server]`` extra) and talk to it; the
-            key and base URL then come from that server.
+        api_key: your key; defaults to the ``LMNT_API_KEY`` environment
+            variable. Surrounding whitespace (a newline read from a file) is
+            dropped; a control character inside is refused.
+        base_url: the server, e.g. ``http://tts.example:8000``; defaults to
+            ``LMNT_BASE_URL``. LMNT's hosted API shut down in September 2026,
+            so with neither, the embedded server is started (as ``local=True``).
+        local: True: start the embedded LMNT-compatible server
+            (``lmnt_sync.server``, offline voices, needs the ``[server]``
+            extra) and talk to it, with ``api_key`` as its key if given.
+            False: never; a base URL is then required. None (default): only
+            when no base URL is given.
         timeout: REST read timeout per attempt, seconds.
         connect_timeout: TCP/TLS/upgrade timeout, seconds (REST and sessions).
         max_retries: REST retries after the first attempt.
@@ -40,7 +48,9 @@ class Speech:
             ``spare.py``). Costs one idle connection to the server.
 
     Raises:
-        MissingAPIKeyError: no key given and ``LMNT_API_KEY`` is unset.
+        MissingAPIKeyError: a base URL but no key (and ``LMNT_API_KEY`` unset).
+        ConfigurationError: a malformed key or base URL, or ``local=False`` without a base URL.
+        MissingDependencyError: the embedded server is needed but the ``[server]`` extra is missing.
 
     Use as a context manager or call ``close()``: that closes the sessions
     it opened, its HTTP connections, and the embedded server if any.
@@ -51,23 +61,30 @@ class Speech:
         api_key: Optional[str] = None,
         base_url: Optional[str] = None,
         *,
-        local: bool = False,
+        local: Optional[bool] = None,
         timeout: float = 60.0,
         connect_timeout: float = 5.0,
         max_retries: int = 2,
         verify: Union[bool, str] = True,
         preconnect: bool = False,
     ) -> None:
-        self._server = _start_local_server() if local else None
-        if self._server is not None:
+        api_key = _checked_key(api_key if api_key is not None else os.environ.get("LMNT_API_KEY"))
+        base_url = base_url or os.environ.get("LMNT_BASE_URL") or None
+        if local is None:
+            local = base_url is None
+        if local:
+            self._server = _start_local_server(api_key)
             api_key, base_url = self._server.api_key, self._server.url
-        api_key = api_key if api_key is not None else os.environ.get("LMNT_API_KEY")
-        if not api_key:
-            raise MissingAPIKeyError(
-                "no API key: pass api_key=... or set the LMNT_API_KEY environment variable "
-                "(or use Speech(local=True) for the offline server)"
-            )
-        self.base_url = (base_url or os.environ.get("LMNT_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        else:
+            self._server = None
+            if base_url is None:
+                raise ConfigurationError(
+                    "no base URL: LMNT's hosted API shut down in September 2026; pass base_url=... or set "
+                    "LMNT_BASE_URL to your server, or use the embedded one (local=True)"
+                )
+            if not api_key:
+                raise MissingAPIKeyError("no API key: pass api_key=... or set the LMNT_API_KEY environment variable")
+        self.base_url = base_url.rstrip("/")
         self._ws_url = websocket_url(self.base_url)
         self._api_key = api_key
         self.connect_timeout = connect_timeout
@@ -168,8 +185,7 @@ class Speech:
 
         def open_session(nonce: int = 0) -> Tuple[SessionState, Optional[ReceiverThread]]:
             """Connect and send init; nonces continue after ``nonce`` (a reopened session)."""
-            proto = p.ClientProtocol(protocol, return_extras)
-            proto.nonce = nonce
+            proto = p.ClientProtocol(protocol, return_extras, first_nonce=nonce)
             init = proto.init_message(self._api_key, voice, options)
             spare = self._spare.take() if self._spare is not None else None
             receiver = None
@@ -285,14 +301,41 @@ def _ssl_options(verify: Union[bool, str]) -> Dict[str, Any]:
     return {"cert_reqs": ssl.CERT_REQUIRED}
 
 
-def _start_local_server() -> Any:
-    """Start the embedded server (lazily imported: it needs the [server] extra)."""
+def _checked_key(key: Optional[str]) -> Optional[str]:
+    """Return ``key`` without surrounding whitespace; refuse one that could corrupt a header or a log.
+
+    The message never shows the key, only where the bad character is.
+
+    Raises:
+        ConfigurationError: not a string, or a control or non-ASCII character inside.
+    """
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise ConfigurationError(f"api_key must be a string, not {type(key).__name__}")
+    key = key.strip()
+    for position, char in enumerate(key):
+        if not " " < char < "\x7f":
+            raise ConfigurationError(
+                f"api_key has a control, space or non-ASCII character at position {position} of {len(key)}: "
+                "LMNT keys are printable ASCII (check how the key was copied or read)"
+            )
+    return key
+
+
+def _start_local_server(api_key: Optional[str]) -> Any:
+    """Start the embedded server (lazily imported: it needs the [server] extra).
+
+    Raises:
+        MissingDependencyError: the [server] extra is not installed.
+    """
     try:
         from .server import LocalServer
     except ImportError as exc:
-        raise ConfigurationError(
-            "the embedded local server needs the [server] extra: pip install 'lmnt-sync[server]'"
+        raise MissingDependencyError(
+            f"the embedded local server needs the [server] extra ({exc.name or exc} is missing): "
+            "pip install 'lmnt-sync[server]', or point base_url / LMNT_BASE_URL at a running server"
         ) from exc
-    server = LocalServer()
+    server = LocalServer(api_key=api_key or None)
     server.start()
     return server

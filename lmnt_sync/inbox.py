@@ -1,84 +1,123 @@
-"""The bounded queue between whoever reads the socket and the caller's iteration.
+"""The bounded queue between the receiver thread and the caller's iteration.
 
-Like ``queue.Queue`` with two differences the session needs:
+Like ``queue.Queue`` with what a session needs besides:
 
-- ``put`` blocks while the inbox holds ``bound`` items (backpressure: the
-  receiver thread stops reading and TCP pushes back on the server), but
-  ``put_now`` never blocks. A caller thread that reads the socket itself
-  only does so when the inbox is empty, and must not wait on itself; the
-  end-of-session items must not wait on a caller that has stopped reading.
-  So the inbox holds at most ``bound`` items plus those few.
-- The end marker is sticky: ``get`` returns it without removing it, so every
-  later call, from any thread, sees the end too.
+- It shares the session's lock, so a thread waiting for an acknowledgement
+  can look at the inbox (is the receiver stuck on a full inbox? is anyone
+  taking from it?) in the same critical section as the session's state.
+- ``put`` blocks while ``bound`` messages are held (backpressure: the
+  receiver stops reading and TCP pushes back on the server); ``end`` never
+  blocks. The end marker is sticky: every later ``get``, from any thread,
+  sees it too.
+- ``abandon`` (the session is being closed) wakes every waiter at once:
+  ``put`` gives up, ``get`` returns ``CLOSED``. Nothing polls.
 """
 from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Callable, Deque, List, Optional
+from typing import Callable, Deque, Optional, Tuple
 
-__all__ = ["Inbox", "END", "ERROR", "MESSAGE"]
+__all__ = ["Inbox", "END", "ERROR", "MESSAGE", "CLOSED"]
 
 MESSAGE, ERROR, END = "message", "error", "end"
 # Items: (MESSAGE, reset_epoch, dict) | (ERROR, exc) | (END, None)
+CLOSED: Tuple[str, None] = ("closed", None)  # what get() returns once the session is being closed
 
 
 class Inbox:
-    """A FIFO of received items, bounded for the receiver thread."""
+    """A FIFO of received items, bounded for the receiver thread.
 
-    def __init__(self, bound: int) -> None:
+    Args:
+        bound: most messages held before ``put`` blocks.
+        lock: the session's lock; every method takes it (callers must not hold it).
+        on_blocked: called (lock held) when ``put`` starts waiting on a full inbox.
+    """
+
+    def __init__(self, bound: int, lock: threading.Lock, on_blocked: Callable[[], None]) -> None:
         self.bound = bound
         self._items: Deque[tuple] = deque()
-        self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
+        self._not_empty = threading.Condition(lock)
+        self._not_full = threading.Condition(lock)
+        self._on_blocked = on_blocked
+        self._abandoned = False
+        self.blocked = False  # a put() is waiting for room (lock held to read)
+        self.getters = 0  # threads waiting in get() (lock held to read)
+        self._min_epoch = 0  # messages of an older reset epoch are stale: dropped, not held
 
     def qsize(self) -> int:
         """Items held now."""
         return len(self._items)
 
-    def empty(self) -> bool:
-        """True if nothing is held."""
-        return not self._items
-
-    def put(self, item: tuple, give_up: Callable[[], bool], poll: float = 0.05) -> bool:
-        """Append ``item``, blocking while full; False if ``give_up()`` turned true first.
-
-        ``give_up`` is checked every ``poll`` seconds while blocked.
-        """
+    def put(self, item: tuple) -> bool:
+        """Append ``item``, blocking while full; False if the inbox was abandoned first."""
         with self._not_full:
-            while len(self._items) >= self.bound:
-                if give_up():
-                    return False
-                self._not_full.wait(poll)
+            while len(self._items) >= self.bound and not self._abandoned:
+                self.blocked = True
+                self._on_blocked()
+                try:
+                    self._not_full.wait()
+                finally:
+                    self.blocked = False
+            if self._abandoned:
+                return False
+            if item[1] < self._min_epoch:
+                return True  # audio of text a reset dropped: nobody will take it
             self._items.append(item)
             self._not_empty.notify()
         return True
 
-    def put_now(self, item: tuple) -> None:
-        """Append ``item`` even if full; never blocks."""
-        with self._lock:
-            self._items.append(item)
-            self._not_empty.notify()
+    def end(self, items: Tuple[tuple, ...]) -> None:
+        """Append the session's last items (an error, the end marker); never blocks."""
+        with self._not_empty:
+            self._items.extend(items)
+            self._not_empty.notify_all()
 
-    def put_front(self, items: List[tuple]) -> None:
-        """Insert ``items`` ahead of everything held, in their order; never blocks."""
-        with self._lock:
-            self._items.extendleft(reversed(items))
-            self._not_empty.notify()
+    def drop_stale(self, epoch: int) -> None:
+        """Drop held messages older than reset ``epoch``, and any that arrive later.
 
-    def get(self, timeout: Optional[float]) -> Optional[tuple]:
-        """Return the oldest item, waiting up to ``timeout`` seconds; None if none came.
+        A reset's audio is thrown away when iterated anyway; dropping it at
+        once frees the memory and unblocks a receiver waiting on a full inbox.
+        """
+        with self._not_full:
+            self._min_epoch = max(self._min_epoch, epoch)
+            kept = [item for item in self._items if item[0] != MESSAGE or item[1] >= self._min_epoch]
+            if len(kept) != len(self._items):
+                self._items = deque(kept)
+                self._not_full.notify_all()
 
-        The end marker is returned but left in place.
+    def abandon(self) -> None:
+        """Wake every waiter for good: ``put`` returns False, ``get`` returns ``CLOSED``."""
+        with self._not_empty:
+            self.abandon_locked()
+
+    def abandon_locked(self) -> None:
+        """``abandon`` for a caller already holding the session's lock."""
+        self._abandoned = True
+        self._items.clear()
+        self._not_empty.notify_all()
+        self._not_full.notify_all()
+
+    def get(self, timeout: Optional[float], wait: Callable[[threading.Condition, Optional[float]], None]) -> Optional[tuple]:
+        """Return the oldest item, waiting up to ``timeout`` s (None: no limit); None if none came.
+
+        ``wait(condition, remaining)`` does one wait (the session's, which
+        knows how to stay responsive to Ctrl-C); the clock is the caller's
+        deadline, so spurious wake-ups just loop. The end marker is returned
+        but left in place.
         """
         with self._not_empty:
-            if not self._items:
-                if timeout is not None and timeout <= 0:
-                    return None
-                self._not_empty.wait(timeout)
-                if not self._items:
-                    return None
+            self.getters += 1
+            try:
+                while not self._items and not self._abandoned:
+                    if timeout is not None and timeout <= 0:
+                        return None
+                    wait(self._not_empty, timeout)
+                    timeout = None if timeout is None else -1.0  # one wait per call: the caller re-enters with its deadline
+            finally:
+                self.getters -= 1
+            if self._abandoned:
+                return CLOSED
             item = self._items[0]
             if item[0] != END:
                 self._items.popleft()

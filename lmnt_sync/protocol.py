@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from . import spec
 from .errors import ConfigurationError, LocalProtocolError
 
 __all__ = [
@@ -42,13 +43,11 @@ __all__ = [
     "ClientProtocol",
 ]
 
-CURRENT = "current"
-LEGACY = "legacy"
-API_VERSION = "1.2"  # what lmnt 2.13 sends as "lmnt-version"
-SESSION_FORMATS = ("mp3", "pcm_s16le", "pcm_f32le", "ulaw", "webm")
-LEGACY_FORMATS = ("mp3", "raw", "ulaw", "mulaw", "webm")
-SAMPLE_RATES = (8000, 16000, 24000)
-NORMAL_CLOSE = 1000
+CURRENT, LEGACY = spec.CURRENT, spec.LEGACY
+API_VERSION = spec.API_VERSION
+SESSION_FORMATS, LEGACY_FORMATS = spec.SESSION_FORMATS, spec.LEGACY_FORMATS
+SAMPLE_RATES = spec.SAMPLE_RATES
+NORMAL_CLOSE = spec.NORMAL_CLOSE
 
 OPEN, FINISHING, CLOSED, FAILED = "OPEN", "FINISHING", "CLOSED", "FAILED"
 
@@ -136,23 +135,58 @@ def summarize(data: Union[str, bytes], limit: int = 120) -> str:
 
 
 class ClientProtocol:
-    """The client's half of one streaming session.
+    """The client's half of one streaming session, and its bookkeeping.
 
     Args:
         generation: ``"current"`` (typed messages, API 1.2) or ``"legacy"``.
         return_extras: whether word timings were requested; on the legacy
             wire this decides whether a JSON frame precedes each audio frame.
+        first_nonce: nonces continue after this one (a session reopened
+            after a loss keeps counting where the lost one stopped).
+
+    Besides encoding and decoding, it keeps what the session needs to know
+    about the conversation, updated as frames are encoded and decoded:
+    ``ready`` and ``request_id``; ``flushes_done`` (highest acknowledged
+    flush nonce) and ``last_flush``; ``resets_sent`` and ``resets_done``
+    (a reset moves the epoch: audio decoded before its acknowledgement
+    belongs to dropped text); ``buffer_empty_count`` (legacy acks);
+    ``text_unflushed``; and ``between_turns``.
     """
 
-    def __init__(self, generation: str = CURRENT, return_extras: bool = False) -> None:
+    def __init__(self, generation: str = CURRENT, return_extras: bool = False, first_nonce: int = 0) -> None:
         if generation not in (CURRENT, LEGACY):
             raise ConfigurationError(f"protocol must be 'current' or 'legacy', not {generation!r}")
         self.generation = generation
         self.return_extras = bool(return_extras)
         self.state = OPEN
-        self.nonce = 0
+        self.nonce = first_nonce
+        self.ready = False
+        self.request_id: Optional[str] = None
+        self.flushes_done = first_nonce
+        self.last_flush = first_nonce
+        self.resets_sent = 0
+        self.resets_done = 0
+        self.buffer_empty_count = 0
+        self.text_unflushed = False
+        self.finish_sent = False  # the session then only drains
         self._pending_extras: Optional[Dict[str, Any]] = None
-        self._ready_seen = False
+
+    @property
+    def between_turns(self) -> bool:
+        """True if the server holds no text of ours and owes us no audio.
+
+        Current wire only; before finish; every text sent was flushed and
+        its ``flush_complete`` received (or reset, and the reset
+        acknowledged). A connection lost now can be replaced by a new
+        session without losing or repeating anything.
+        """
+        return (
+            self.generation == CURRENT
+            and not self.finish_sent
+            and not self.text_unflushed
+            and self.flushes_done >= self.last_flush
+            and self.resets_done >= self.resets_sent
+        )
 
     # -- caller -> server -------------------------------------------------
 
@@ -163,13 +197,13 @@ class ClientProtocol:
         expressive, conversational; None values are left out as the SDKs do.
         """
         if self.generation == CURRENT:
-            msg: Dict[str, Any] = {"X-API-Key": api_key, "lmnt-version": API_VERSION, "voice": voice}
+            msg: Dict[str, Any] = {spec.KEY_FIELD: api_key, "lmnt-version": API_VERSION, "voice": voice}
             for key in ("format", "language"):
                 _put(msg, key, options.get(key))
             _put(msg, "return_timestamps", True if self.return_extras else None)
             _put(msg, "sample_rate", options.get("sample_rate"))
         else:
-            msg = {"X-API-Key": api_key, "voice": voice}
+            msg = {spec.KEY_FIELD: api_key, "voice": voice}
             for key in ("format", "sample_rate", "speed", "expressive"):
                 _put(msg, key, options.get(key))
             msg["send_extras"] = self.return_extras
@@ -181,18 +215,21 @@ class ClientProtocol:
         """Return the frame that appends ``text``."""
         if not isinstance(text, str):
             raise ConfigurationError(f"text must be str, not {type(text).__name__}")
-        self._advance("text")
+        self._advance("text", "send text on")
+        self.text_unflushed = True
         if self.generation == CURRENT:
-            return json.dumps({"type": "text", "text": text})
+            return json.dumps({"type": spec.MSG_TEXT, "text": text})
         return json.dumps({"text": text})
 
     def flush(self) -> Tuple[str, Optional[int]]:
         """Return the flush frame and its nonce (None on the legacy wire)."""
         self._advance("flush")
+        self.text_unflushed = False
         if self.generation == LEGACY:
             return '{"flush": true}', None
         self.nonce += 1
-        return json.dumps({"type": "flush", "nonce": self.nonce}), self.nonce
+        self.last_flush = self.nonce
+        return json.dumps({"type": spec.MSG_FLUSH, "nonce": self.nonce}), self.nonce
 
     def reset(self) -> Tuple[str, int]:
         """Return the reset frame and its nonce.
@@ -204,19 +241,22 @@ class ClientProtocol:
             raise LocalProtocolError("reset() needs the current protocol; the legacy wire has no reset")
         self._advance("reset")
         self.nonce += 1
-        return json.dumps({"type": "reset", "nonce": self.nonce}), self.nonce
+        self.text_unflushed = False
+        self.resets_sent += 1
+        return json.dumps({"type": spec.MSG_RESET, "nonce": self.nonce}), self.nonce
 
     def finish(self) -> str:
         """Return the frame that says no more text will come."""
         self._advance("finish")
+        self.finish_sent = True
         if self.generation == LEGACY:
             return '{"eof": true}'
-        return json.dumps({"type": "finish"})
+        return json.dumps({"type": spec.MSG_FINISH})
 
-    def _advance(self, action: str) -> None:
+    def _advance(self, action: str, wording: Optional[str] = None) -> None:
         new_state = _SEND_RULES.get((self.state, action))
         if new_state is None:
-            raise LocalProtocolError(f"cannot {action} a session that is {self.state.lower()}")
+            raise LocalProtocolError(f"cannot {wording or action} a session that is {_STATE_WORDS[self.state]}")
         self.state = new_state
 
     # -- server -> caller -------------------------------------------------
@@ -236,13 +276,15 @@ class ClientProtocol:
     def receive_binary(self, data: bytes) -> List[Event]:
         """Decode one binary (audio) frame from the server into events."""
         if self.generation == CURRENT:
-            if not self._ready_seen:
+            if not self.ready:
                 return self._fail(f"audio before 'ready' ({summarize(data)})")
             return [Audio(data)]
         if self.return_extras:
             if self._pending_extras is None:
                 return self._fail(f"audio without its extras frame ({summarize(data)})")
             extras, self._pending_extras = self._pending_extras, None
+            if extras.get("buffer_empty") is True:
+                self.buffer_empty_count += 1
             return [Audio(data, extras)]
         return [Audio(data)]
 
@@ -254,26 +296,30 @@ class ClientProtocol:
 
     def _receive_typed(self, msg: Dict[str, Any], raw: str) -> List[Event]:
         kind = msg.get("type")
-        if kind == "error":
+        if kind == spec.MSG_ERROR:
             return [self._error_event(msg.get("error"), msg.get("request_id"), raw)]
-        if kind == "ready":
+        if kind == spec.MSG_READY:
             request_id = msg.get("request_id")
             if request_id is not None and not isinstance(request_id, str):
                 return self._fail(f"'ready' with a non-string request_id: {summarize(raw)}")
-            self._ready_seen = True
+            self.ready, self.request_id = True, request_id
             return [Ready(request_id)]
-        if not self._ready_seen:
+        if not self.ready:
             return self._fail(f"{summarize(raw)} before 'ready'")
-        if kind == "timestamps":
+        if kind == spec.MSG_TIMESTAMPS:
             stamps = msg.get("timestamps")
             if not _is_timings(stamps):
                 return self._fail(f"malformed timestamps {summarize(raw)}")
             return [Timestamps(stamps)]
-        if kind in ("flush_complete", "reset_complete"):
+        if kind in (spec.MSG_FLUSH_COMPLETE, spec.MSG_RESET_COMPLETE):
             nonce = msg.get("nonce")
             if not isinstance(nonce, int) or isinstance(nonce, bool):
                 return self._fail(f"{kind} without an integer nonce: {summarize(raw)}")
-            return [FlushComplete(nonce) if kind == "flush_complete" else ResetComplete(nonce)]
+            if kind == spec.MSG_FLUSH_COMPLETE:
+                self.flushes_done = max(self.flushes_done, nonce)
+                return [FlushComplete(nonce)]
+            self.resets_done += 1
+            return [ResetComplete(nonce)]
         return self._fail(f"unknown message type {summarize(str(kind), 40)}: {summarize(raw)}")
 
     def _receive_legacy(self, msg: Dict[str, Any], raw: str) -> List[Event]:
@@ -300,6 +346,9 @@ class ClientProtocol:
     def _fail(self, summary: str) -> List[Event]:
         self.state = FAILED
         return [Violation(summary)]
+
+
+_STATE_WORDS = {OPEN: "open", FINISHING: "finishing (finish() was called)", CLOSED: "closed", FAILED: "failed"}
 
 
 def _put(msg: Dict[str, Any], key: str, value: Any) -> None:

@@ -1,28 +1,41 @@
-"""One websocket connection: connect, send, receive one frame, close.
+"""One websocket connection: connect, send, receive one frame, shut down.
 
-A thin layer over websocket-client. It knows nothing of LMNT's messages; its
-one other job is to translate the library's exceptions into ours, in
-``_translate`` only.
+A thin layer over websocket-client, used through its documented API only
+(``create_connection``, ``send``, ``ping``, ``recv_data``, ``send_close``,
+``settimeout``, ``getheaders`` and the connected ``sock``). It knows nothing
+of LMNT's messages. Its other jobs:
+
+- translating the library's exceptions into ours, in ``_translate`` only;
+- waking blocked threads: ``shutdown`` shuts the socket down in both
+  directions, which makes a thread blocked in ``recv`` or ``send`` on it
+  return at once (closing a file descriptor alone wakes nobody, and
+  websocket-client's own ``abort`` does nothing once ``send_close`` ran);
+- fork safety: a forked child never shuts down, nor sends on, a socket it
+  inherited (that would end its parent's session); it only drops its copy
+  of the descriptor.
 """
 from __future__ import annotations
 
-import select
+import os
+import selectors
 import socket
 import ssl
 import struct
-import urllib.request
+import weakref
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
-from urllib.parse import urlsplit
 
 import websocket
 
-from .errors import APIConnectionError, ConfigurationError, LmntError, ProtocolError
+from .errors import APIConnectionError, ConfigurationError, LmntError, LocalProtocolError, ProtocolError
 from .errors import TimeoutError as LmntTimeoutError
+from .spec import STREAM_PATH
 
 __all__ = ["Frame", "Transport", "websocket_url"]
 
-STREAM_PATH = "/v1/ai/speech/stream"
+# poll(2) where there is one: no descriptor of its own and no FD_SETSIZE
+# limit (select() fails once a process holds more than 1024 descriptors).
+_Selector = getattr(selectors, "PollSelector", selectors.DefaultSelector)
 
 
 def websocket_url(base_url: str) -> str:
@@ -57,13 +70,21 @@ _KINDS = {
 
 
 class Transport:
-    """A connected websocket, safe to send on from several threads.
+    """A connected websocket: one thread receives, any thread sends.
 
-    One thread receives (``wait_readable`` + ``recv``); any thread may send.
+    ``send_text``/``ping``/``send_close`` may block up to ``io_timeout`` on
+    a peer that does not read; ``shutdown`` (from any thread) ends every
+    such wait at once.
     """
 
     def __init__(self, ws: websocket.WebSocket) -> None:
         self._ws = ws
+        self._sock: socket.socket = ws.sock
+        self._pid = os.getpid()
+        self._shut = False
+        self._selector = _Selector()
+        self._selector.register(self._sock, selectors.EVENT_READ)
+        _live.add(self)
 
     @classmethod
     def connect(
@@ -88,26 +109,24 @@ class Transport:
             APIConnectionError: the server could not be reached or refused the upgrade.
             TimeoutError: the budget ran out.
         """
-        sock = None
+        ws = websocket.WebSocket(
+            enable_multithread=True,  # frames from several threads never interleave
+            sslopt=dict(ssl_options or {}),
+            # recv() decodes text frames itself, strictly (C speed); the library's
+            # own check is pure Python, ~0.2 ms per KiB of JSON.
+            skip_utf8_validation=True,
+        )
         try:
-            sock = _read_ahead_socket(url, timeout)
-            ws = websocket.create_connection(
-                url,
-                timeout=timeout,
-                enable_multithread=True,
-                sslopt=dict(ssl_options or {}),
-                suppress_origin=True,
-                # recv() decodes text frames itself, strictly (C speed); the library's
-                # own check is pure Python, ~0.2 ms per KiB of JSON.
-                skip_utf8_validation=True,
-                socket=sock,  # None: websocket-client opens its own
-            )
+            ws.settimeout(timeout)
+            ws.connect(url, suppress_origin=True, timeout=timeout)
             ws.settimeout(io_timeout)
+            return cls(ws)
         except Exception as exc:  # translated in one place
-            if sock is not None:
-                sock.close()
+            try:
+                ws.shutdown()
+            except Exception:
+                pass
             raise _translate(exc, f"connecting to {url}") from exc
-        return cls(ws)
 
     def set_io_timeout(self, io_timeout: Optional[float]) -> None:
         """Change ``io_timeout`` (see ``connect``), e.g. for a connection opened ahead of time."""
@@ -119,33 +138,48 @@ class Transport:
         return dict(self._ws.getheaders() or {})
 
     def send_text(self, data: str) -> None:
-        """Send one text frame; blocks at most ``io_timeout`` if the peer stalls."""
+        """Send one text frame; blocks at most ``io_timeout`` if the peer stalls.
+
+        Raises:
+            TimeoutError: the peer did not take the frame in time; part of it
+                may be on the wire, so the connection must not be used again.
+            APIConnectionError: the connection is broken or was shut down.
+        """
+        self._check_owner("send on")
         try:
             self._ws.send(data)
         except Exception as exc:
             raise _translate(exc, "sending") from exc
 
     def ping(self) -> None:
-        """Send a ping frame (keepalive)."""
+        """Send a ping frame (keepalive); raises as ``send_text``."""
+        self._check_owner("ping on")
         try:
             self._ws.ping()
         except Exception as exc:
             raise _translate(exc, "sending a ping") from exc
 
     def wait_readable(self, timeout: Optional[float]) -> bool:
-        """Block until a frame starts arriving or ``timeout`` passes; True if readable."""
-        sock = self._ws.sock
-        if sock is None:
-            return True  # closed: recv() reports it
+        """Block until a frame starts arriving or ``timeout`` passes; True if readable.
+
+        A shut-down socket is readable (at its end): ``recv`` then reports it.
+        """
+        sock = self._sock
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return True
-        if isinstance(sock, _ReadAheadSocket) and sock.buffered:
-            return True
+            return True  # decrypted bytes wait inside the TLS layer, invisible to poll
         try:
-            readable, _, _ = select.select([sock], [], [], timeout)
+            return bool(self._selector.select(timeout))
         except (OSError, ValueError):
-            return True  # socket shut from another thread: recv() reports it
-        return bool(readable)
+            return True  # closed meanwhile: recv() reports it
+
+    def wait_writable(self, timeout: Optional[float]) -> bool:
+        """Block until a small frame can be sent without blocking, or ``timeout`` passes."""
+        try:
+            with _Selector() as selector:
+                selector.register(self._sock, selectors.EVENT_WRITE)
+                return bool(selector.select(timeout))
+        except (OSError, ValueError):
+            return False
 
     def recv(self) -> Frame:
         """Receive one whole frame; answers pings and close frames itself.
@@ -161,7 +195,9 @@ class Transport:
             raise _translate(exc, "receiving") from exc
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             return _close_frame(data)
-        kind = _KINDS.get(opcode, "other")
+        kind = _KINDS.get(opcode)
+        if kind is None:
+            raise ProtocolError(f"server sent a websocket frame with opcode {opcode}")
         if kind == "text":
             try:
                 data = data.decode("utf-8")
@@ -170,105 +206,72 @@ class Transport:
         return Frame(kind, data)
 
     def send_close(self, code: int = 1000, reason: str = "") -> None:
-        """Start the closing handshake; never raises (the socket may be gone)."""
+        """Send a close frame; never raises (the socket may be gone)."""
+        if not self.owned:
+            return
         try:
             self._ws.send_close(code, reason.encode("utf-8"))
         except Exception:  # already closed or broken: nothing left to tell the peer
             pass
 
-    def abort(self) -> None:
-        """Shut the socket down so a blocked receive returns at once; never raises."""
+    def shutdown(self) -> None:
+        """Shut the socket down both ways: every blocked ``recv``/``send`` returns now.
+
+        Never blocks, never raises, takes no lock (a GC finalizer calls it); idempotent. In a forked child it does
+        nothing (the connection is the parent's).
+        """
+        if self._shut or not self.owned:
+            return
+        self._shut = True  # a racing second shutdown only gets ENOTCONN
         try:
-            self._ws.abort()
-        except Exception:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # not connected any more
             pass
 
     def close(self) -> None:
-        """Release the socket; idempotent, never raises.
+        """Shut down and release the socket; idempotent, never raises.
 
-        Shuts the socket down before closing it: on Linux, closing alone does
-        not wake another thread blocked in ``select`` on it.
+        In a forked child, only the child's copy of the descriptor goes.
         """
-        self.abort()
+        self.shutdown()
         try:
-            self._ws.shutdown()
+            self._selector.close()
         except Exception:
             pass
-
-
-class _ReadAheadSocket(socket.socket):
-    """A plain TCP socket whose ``recv`` reads ahead and serves small reads from memory.
-
-    websocket-client reads the upgrade response one byte per ``recv`` and
-    each frame in pieces (2 header bytes, the length, the payload); on a
-    socket with a timeout each piece costs two system calls (poll, recv),
-    about 250 for the handshake alone. Reading up to ``READ`` bytes at once
-    makes that one call per burst; websocket-client still does all the
-    framing. Only ``recv`` without flags changes; ``buffered`` tells a
-    ``select`` caller that bytes are already here.
-    """
-
-    __slots__ = ("_ahead", "_pos")
-    READ = 262144
-
-    def __init__(self, family: int, type: int, proto: int, fileno: int) -> None:  # noqa: A002
-        super().__init__(family, type, proto, fileno)
-        self._ahead = b""  # bytes read ahead, served from _pos on; b"" once all served
-        self._pos = 0
+        try:
+            self._sock.close()
+        except OSError:
+            pass
 
     @property
-    def buffered(self) -> bool:
-        """True if bytes read ahead are waiting."""
-        return bool(self._ahead)
+    def owned(self) -> bool:
+        """False in a forked child: the connection belongs to the parent process."""
+        return self._pid == os.getpid()
 
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        ahead = self._ahead
-        if ahead:
-            pos, end = self._pos, self._pos + bufsize
-            if end < len(ahead):
-                self._pos = end
-                return ahead[pos:end]
-            self._ahead = b""  # all served: hold no memory between bursts
-            return ahead[pos:] if pos else ahead
-        if flags:
-            return super().recv(bufsize, flags)
-        data = super().recv(max(bufsize, self.READ))
-        if len(data) <= bufsize:
-            return data
-        self._ahead, self._pos = data, bufsize
-        return data[:bufsize]
+    def _check_owner(self, doing: str) -> None:
+        if not self.owned:
+            raise LocalProtocolError(f"cannot {doing} a connection opened by the parent process (after fork)")
 
 
-def _read_ahead_socket(url: str, timeout: Optional[float]) -> Optional[_ReadAheadSocket]:
-    """Connect a read-ahead socket for a plain ``ws://`` URL; None: let websocket-client connect.
+# Every open transport, so a forked child can forget them (see _after_fork_in_child).
+_live: "weakref.WeakSet[Transport]" = weakref.WeakSet()
 
-    TLS (``wss://``) keeps websocket-client's own path (a TLS socket reads
-    whole records, so its small reads make no system call), and so does a
-    URL that the environment's proxy settings send through a proxy (the
-    standard ``*_proxy``/``no_proxy`` rules, as websocket-client applies
-    them). The socket options are websocket-client's defaults (TCP_NODELAY,
-    keepalive), as on the sockets it opens itself.
+
+def _after_fork_in_child() -> None:
+    """A forked child owns none of its parent's connections: drop them without a word.
+
+    Closing the child's copy of a descriptor leaves the parent's connection
+    untouched, whereas a shutdown or a close frame would end it.
     """
-    parts = urlsplit(url)
-    if parts.scheme != "ws" or not parts.hostname or _proxied(parts.hostname):
-        return None
-    raw = socket.create_connection((parts.hostname, parts.port or 80), timeout)
-    sock = _ReadAheadSocket(raw.family, raw.type, raw.proto, raw.detach())
-    sock.settimeout(timeout)
-    for option in websocket.DEFAULT_SOCKET_OPTION:
+    for transport in list(_live):
         try:
-            sock.setsockopt(*option)
-        except OSError:  # e.g. an option this platform lacks
+            transport._sock.close()
+        except OSError:
             pass
-    return sock
 
 
-def _proxied(hostname: str) -> bool:
-    """True if the environment names a proxy for ``ws://`` to ``hostname``."""
-    proxies = urllib.request.getproxies_environment()
-    if not (proxies.get("http") or proxies.get("all")):
-        return False
-    return not urllib.request.proxy_bypass_environment(hostname, proxies)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _close_frame(payload: bytes) -> Frame:

@@ -181,12 +181,12 @@ def test_polling_with_timeout_zero_receives_everything(speech):
     with speech.synthesize_streaming("lily", format="pcm_s16le", return_extras=True) as conn:
         conn.append_text(TEXT * 3)
         conn.finish()
-        got, deadline = [], time.monotonic() + 20
-        while time.monotonic() < deadline:
+        got, tick = [], threading.Event()
+        while True:
             try:
                 got.append(conn.recv(timeout=0))
             except LmntTimeoutError:
-                time.sleep(0.005)  # shorter than the receiver thread's LINGER: only the polls read
+                tick.wait(0.005)  # the GUI's own event loop would run here
             except ConnectionClosedOK:
                 break
         assert words(got) == (TEXT * 3).split()
@@ -236,11 +236,44 @@ def test_bad_session_arguments_are_named(speech, kwargs, named):
         speech.synthesize_streaming("lily", **kwargs)
 
 
-def test_missing_key_names_the_variable(monkeypatch):
-    """Without a key, the error names LMNT_API_KEY."""
+def test_missing_key_names_the_variable(server, monkeypatch):
+    """A server given but no key: the error names LMNT_API_KEY."""
     monkeypatch.delenv("LMNT_API_KEY", raising=False)
+    monkeypatch.setenv("LMNT_BASE_URL", server.url)
     with pytest.raises(MissingAPIKeyError, match="LMNT_API_KEY"):
         Speech()
+
+
+def test_no_base_url_means_the_embedded_server_not_the_dead_cloud(monkeypatch):
+    """LMNT's hosted API is gone: with no base URL, Speech() starts the embedded server and speaks."""
+    monkeypatch.delenv("LMNT_BASE_URL", raising=False)
+    monkeypatch.setenv("LMNT_API_KEY", "my-old-lmnt-key")
+    with Speech() as speech:
+        assert speech.base_url.startswith("http://127.0.0.1:")
+        with speech.synthesize_streaming("lily", format="pcm_s16le") as conn:
+            conn.append_text("Hello there.")
+            conn.finish()
+            assert len(audio(list(conn))) > 0
+
+
+def test_local_false_without_a_base_url_says_what_happened(monkeypatch):
+    """local=False and no base URL: a ConfigurationError that says why there is no default."""
+    monkeypatch.delenv("LMNT_BASE_URL", raising=False)
+    with pytest.raises(ConfigurationError, match="shut down.*LMNT_BASE_URL"):
+        Speech(api_key="k", local=False)
+
+
+@pytest.mark.parametrize("key, fine", [("abc123\n", True), ("  abc123 ", True), ("abc\n123", False), ("abc\x00", False), ("ab\u00e9c", False)])
+def test_keys_are_checked_before_any_header_or_log(server, key, fine):
+    """A trailing newline is dropped; a control or non-ASCII character inside is refused without showing the key."""
+    if fine:
+        with Speech(api_key=key.replace("abc123", server.api_key), base_url=server.url) as speech:
+            with speech.synthesize_streaming("lily") as conn:
+                assert conn.wait_ready(timeout=10)
+        return
+    with pytest.raises(ConfigurationError, match="api_key has a control, space or non-ASCII character") as info:
+        Speech(api_key=key, base_url=server.url)
+    assert key.strip() not in str(info.value) and "abc" not in str(info.value)
 
 
 def test_key_never_in_repr(server):
