@@ -31,15 +31,16 @@ class Inbox:
     Args:
         bound: most messages held before ``put`` blocks.
         lock: the session's lock; every method takes it (callers must not hold it).
-        on_blocked: called (lock held) when ``put`` starts waiting on a full inbox.
+        on_wait: called (lock held) when ``put`` starts waiting on a full
+            inbox or ``get`` on an empty one, for whoever watches the session.
     """
 
-    def __init__(self, bound: int, lock: threading.Lock, on_blocked: Callable[[], None]) -> None:
+    def __init__(self, bound: int, lock: threading.Lock, on_wait: Callable[[], None]) -> None:
         self.bound = bound
         self._items: Deque[tuple] = deque()
         self._not_empty = threading.Condition(lock)
         self._not_full = threading.Condition(lock)
-        self._on_blocked = on_blocked
+        self._on_wait = on_wait
         self._abandoned = False
         self.blocked = False  # a put() is waiting for room (lock held to read)
         self.getters = 0  # threads waiting in get() (lock held to read)
@@ -54,7 +55,7 @@ class Inbox:
         with self._not_full:
             while len(self._items) >= self.bound and not self._abandoned:
                 self.blocked = True
-                self._on_blocked()
+                self._on_wait()
                 try:
                     self._not_full.wait()
                 finally:
@@ -112,6 +113,7 @@ class Inbox:
                 while not self._items and not self._abandoned:
                     if timeout is not None and timeout <= 0:
                         return None
+                    self._on_wait()
                     wait(self._not_empty, timeout)
                     timeout = None if timeout is None else -1.0  # one wait per call: the caller re-enters with its deadline
             finally:

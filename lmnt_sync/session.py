@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from . import protocol as p
 from .deadline import Deadline
 from .errors import (
+    APIConnectionError,
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
@@ -137,7 +138,7 @@ class StreamingConnection:
         deadline = Deadline(timeout)
         with state.lock:
             empties_before = state.protocol.buffer_empty_count
-        nonce, state = self._send(lambda proto: proto.flush(), deadline if wait else None)
+        nonce, state = self._send(lambda proto: proto.flush(), deadline if wait else None, "flush(wait=True)")
         if wait:
             proto = state.protocol
             if nonce is None:
@@ -166,7 +167,7 @@ class StreamingConnection:
             LmntError: as for ``flush``.
         """
         deadline = Deadline(timeout)
-        nonce, state = self._send(lambda proto: proto.reset(), deadline if wait else None)
+        nonce, state = self._send(lambda proto: proto.reset(), deadline if wait else None, "reset(wait=True)")
         with self._relink_lock:
             self._backlog.clear()  # audio of sessions lost earlier is older still
         target = state.protocol.resets_sent
@@ -184,7 +185,7 @@ class StreamingConnection:
         self._send(lambda proto: (proto.finish(), None))
 
     def _send(
-        self, make: Callable[[p.ClientProtocol], Tuple[str, Any]], deadline: Optional[Deadline] = None
+        self, make: Callable[[p.ClientProtocol], Tuple[str, Any]], deadline: Optional[Deadline] = None, what: str = ""
     ) -> Tuple[Any, SessionState]:
         """Encode and send one frame; returns (nonce or None, the session it went on).
 
@@ -196,7 +197,7 @@ class StreamingConnection:
         while True:
             state = self._state
             try:
-                return self._send_on(state, make, deadline), state
+                return self._send_on(state, make, deadline, what), state
             except _SendFailed as failed:
                 if not self._resume(state, failed.between_turns):
                     raise failed.error from failed.error.__cause__
@@ -207,7 +208,11 @@ class StreamingConnection:
                     raise
 
     def _send_on(
-        self, state: SessionState, make: Callable[[p.ClientProtocol], Tuple[str, Any]], deadline: Optional[Deadline]
+        self,
+        state: SessionState,
+        make: Callable[[p.ClientProtocol], Tuple[str, Any]],
+        deadline: Optional[Deadline],
+        what: str,
     ) -> Any:
         """Encode under the state lock and send outside it, both under ``send_lock``.
 
@@ -216,7 +221,7 @@ class StreamingConnection:
         the wire after a finish encoded before it). The receiver thread
         never waits for it.
         """
-        what = "sending (another send holds the line, or the server is not reading)"
+        what = f"{what or 'sending'} (another send holds the line, or the server is not reading)"
         if not state.send_lock.acquire(timeout=_lock_timeout(None if deadline is None else deadline.remaining())):
             assert deadline is not None  # without one, the acquire waits as long as it takes
             raise deadline.error(what)
@@ -228,8 +233,15 @@ class StreamingConnection:
             with state.lock:
                 self._raise_if_cannot_send(state)
                 between_turns = state.protocol.between_turns
-                frame, nonce = make(state.protocol)
+                if state.transport.peer_closed():
+                    # The server is gone and the receiver has not said so yet: whatever
+                    # is written now is lost, so fail (and maybe resume) before writing.
+                    frame = nonce = None
+                else:
+                    frame, nonce = make(state.protocol)
             try:
+                if frame is None:
+                    raise APIConnectionError("the server closed the connection")
                 state.transport.send_text(frame)
                 return nonce
             except LmntTimeoutError as exc:

@@ -85,6 +85,11 @@ class SpareConnection:
             return None
         return spare
 
+    def wait_ready(self, timeout: Optional[float]) -> bool:
+        """Block until a spare connection is open (or ``timeout`` s pass); True if one is."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._spare is not None or self._closed, timeout) and not self._closed
+
     def close(self, timeout: float = 10.0) -> None:
         """Stop the thread and close the spare; idempotent.
 
@@ -120,6 +125,7 @@ class SpareConnection:
                         retry = min(retry * 2, _RETRY_MAX)
                         continue
                     self._spare, self._opened_at, retry = spare, time.monotonic(), _RETRY_FIRST
+                    self._changed.notify_all()
                 expires_in = self._opened_at + self.max_idle - time.monotonic()
                 if expires_in <= 0 and self._spare is not None:
                     stale, self._spare = self._spare, None

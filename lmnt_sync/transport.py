@@ -17,6 +17,7 @@ of LMNT's messages. Its other jobs:
 from __future__ import annotations
 
 import os
+import select
 import selectors
 import socket
 import ssl
@@ -36,6 +37,7 @@ __all__ = ["Frame", "Transport", "websocket_url"]
 # poll(2) where there is one: no descriptor of its own and no FD_SETSIZE
 # limit (select() fails once a process holds more than 1024 descriptors).
 _Selector = getattr(selectors, "PollSelector", selectors.DefaultSelector)
+_POLLRDHUP = getattr(select, "POLLRDHUP", None) if hasattr(select, "poll") else None
 
 
 def websocket_url(base_url: str) -> str:
@@ -180,6 +182,21 @@ class Transport:
                 return bool(selector.select(timeout))
         except (OSError, ValueError):
             return False
+
+    def peer_closed(self) -> bool:
+        """True if the peer has shut its side down (its FIN arrived), without reading anything.
+
+        Linux reports it as POLLRDHUP even with data still queued in front;
+        elsewhere this is always False and a send finds out by failing.
+        """
+        if _POLLRDHUP is None:
+            return False
+        poller = select.poll()
+        try:
+            poller.register(self._sock, _POLLRDHUP)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return True  # closed here already
 
     def recv(self) -> Frame:
         """Receive one whole frame; answers pings and close frames itself.

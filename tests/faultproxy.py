@@ -41,7 +41,9 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._pairs = []
         self._threads = []
-        self._stalled = threading.Event()
+        self._flowing = threading.Event()  # cleared while stalled: pumps wait on it
+        self._flowing.set()
+        self._trickle = None  # (bytes, seconds): how the server's bytes reach clients on a slow link
         self._stopping = False
         self.accepted = 0  # connections accepted so far
         self._accepter = threading.Thread(target=self._accept, name="test-proxy-accept")
@@ -52,8 +54,16 @@ class FaultProxy:
         return f"{'https' if self._ssl else 'http'}://127.0.0.1:{self.port}"
 
     def stall(self):
-        """Stop forwarding in both directions (pings go unanswered); sockets stay open."""
-        self._stalled.set()
+        """Stop forwarding in both directions (pings go unanswered); sockets stay open.
+
+        The proxy also stops reading (after at most one chunk per direction),
+        so a client that keeps sending fills its socket: a peer that stopped reading.
+        """
+        self._flowing.clear()
+
+    def trickle(self, size=64, pause=0.02):
+        """Forward the server's bytes to clients ``size`` bytes every ``pause`` s: a slow link."""
+        self._trickle = (size, pause)
 
     def cut(self):
         """Drop every connection at once, with no websocket close frame."""
@@ -75,11 +85,15 @@ class FaultProxy:
     def close(self):
         """Stop the proxy and join its threads."""
         self._stopping = True
-        self._stalled.clear()
+        self._flowing.set()
         self._listener.close()
         self.cut()
         for thread in [self._accepter] + self._threads:
             thread.join(5)
+
+    def _is_upstream(self, sock):
+        with self._lock:
+            return any(sock is upstream for _, upstream in self._pairs)
 
     def _accept(self):
         while not self._stopping:
@@ -113,13 +127,19 @@ class FaultProxy:
                 data = b""
             if not data:
                 break
-            while self._stalled.is_set() and not self._stopping:
-                time.sleep(0.05)
+            self._flowing.wait()
             if self._stopping:
                 break
             try:
-                with self._lock:
-                    dst.sendall(data)
+                if self._trickle is not None and src is not dst and self._is_upstream(src):
+                    size, pause = self._trickle
+                    for start in range(0, len(data), size):
+                        with self._lock:
+                            dst.sendall(data[start:start + size])
+                        time.sleep(pause)  # the slow link itself, not a synchronisation
+                else:
+                    with self._lock:
+                        dst.sendall(data)
             except OSError:
                 break
         for sock in (src, dst):

@@ -158,8 +158,10 @@ def test_slow_consumer_gets_backpressure_not_loss(speech):
     conn = speech.synthesize_streaming("lily", format="pcm_s16le", return_extras=True, max_queue=8)
     conn.append_text(text)
     conn.finish()
-    time.sleep(0.5)  # the server has far more than 8 messages for us by now
-    assert conn._state.inbox.qsize() <= 8
+    state = conn._state
+    with state.changed:  # the receiver fills the inbox, then waits for room
+        assert state.changed.wait_for(lambda: state.inbox.blocked, timeout=30)
+        assert state.inbox.qsize() <= 8
     got = list(conn)
     assert words(got) == text.split()
     conn.close()
@@ -180,44 +182,37 @@ def test_garbage_collected_session_leaves_nothing(server):
 
 def test_keyboard_interrupt_in_the_caller_leaves_nothing(speech):
     """Ctrl-C while blocked in iteration inside `with conn:` closes the session."""
-    # Directed at the main thread, as a terminal's Ctrl-C usually lands.
-    timer = threading.Timer(0.2, signal.pthread_kill, args=(threading.main_thread().ident, signal.SIGINT))
+    conn = speech.synthesize_streaming("lily")
+    state = conn._state
+    # Directed at the main thread, as a terminal's Ctrl-C usually lands, once it waits on the inbox.
+    killer = threading.Thread(target=_interrupt_main_when_waiting, args=(state,))
     with pytest.raises(KeyboardInterrupt):
-        with speech.synthesize_streaming("lily") as conn:
-            timer.start()
+        with conn:
+            killer.start()
             for _ in conn:
                 pass
-    timer.join()
+    killer.join()
     assert conn.closed
 
 
-def test_ctrl_c_between_reading_a_frame_and_delivering_it_fails_the_session(speech, monkeypatch):
-    """A KeyboardInterrupt that lands after the caller's thread consumed a frame ends the session
-    with a typed error (the frame cannot be trusted to be whole), re-raises, and leaves nothing behind."""
-    from lmnt_sync.transport import Transport
+def _interrupt_main_when_waiting(state):
+    with state.changed:
+        state.changed.wait_for(lambda: state.inbox.getters > 0)
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
-    conn = speech.synthesize_streaming("lily", format="pcm_s16le")
-    conn.wait_ready(10)
-    original = Transport.recv
 
-    def interrupted(self):
-        frame = original(self)
-        if threading.current_thread() is threading.main_thread():
-            raise KeyboardInterrupt  # as a signal handler would, between two bytecodes
-        return frame
-
-    monkeypatch.setattr(Transport, "recv", interrupted)
-    # Sent once the main thread is blocked in recv(), so it (not the receiver thread) reads the audio.
-    speaker = threading.Timer(0.2, lambda: (conn.append_text("Hello there."), conn.flush()))
-    speaker.start()
+def test_ctrl_c_while_waiting_for_audio_leaves_the_session_usable(speech):
+    """Ctrl-C lands while the main thread waits in recv(): KeyboardInterrupt, and the session goes on intact."""
+    conn = speech.synthesize_streaming("lily", format="pcm_s16le", return_extras=True)
+    killer = threading.Thread(target=_interrupt_main_when_waiting, args=(conn._state,))
+    killer.start()
     with pytest.raises(KeyboardInterrupt):
-        conn.recv(timeout=10)
-    speaker.join()
-    monkeypatch.undo()
-    with pytest.raises(ConnectionClosedError, match="interrupted"):
-        conn.recv(timeout=5)
+        conn.recv(timeout=None)
+    killer.join()
+    conn.append_text("Hello there, still here.")
+    conn.finish()
+    assert words(list(conn)) == ["Hello", "there,", "still", "here."]
     conn.close()
-    assert conn.closed
 
 
 def test_a_thousand_open_close_cycles_leak_nothing(server):
