@@ -1,0 +1,83 @@
+"""The legacy LMNT SDK (lmnt==1.1.4) creates voices on the local server.
+
+Its create_voice posts aiohttp's default multipart/mixed body (a metadata
+JSON part plus file_field parts); LMNT's API accepted that, so the server
+reads any multipart/* subtype. The SDK runs in .venv-legacy (see
+tests/client_kit.py); the direct tests below pin the content types down.
+"""
+import json
+import math
+import struct
+import wave
+
+import pytest
+import requests
+
+from client_kit import SCRIPTS, audio_of, run_client, venv_python
+from lmnt_sync.server import LocalServer
+from server_kit import decode
+
+
+@pytest.fixture(scope="module")
+def srv():
+    """A synthetic-engine server for this module."""
+    with LocalServer(engine="synthetic") as server:
+        yield server
+
+
+def sample_wav(path):
+    """Write one second of a 220 Hz tone as a 16 kHz WAV (the 'voice sample'); return the path."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 220 * i / 16000)))
+                                 for i in range(16000)))
+    return path
+
+
+def test_legacy_sdk_creates_uses_and_deletes_a_voice(srv, tmp_path):
+    """create_voice (multipart/mixed) makes a voice that synthesize speaks; delete_voice removes it."""
+    python = venv_python(".venv-legacy", "import lmnt.api")
+    report = run_client([python, SCRIPTS / "legacy_voice.py", srv.url, srv.api_key,
+                         sample_wav(tmp_path / "me.wav")])
+    created = report["created"]
+    assert created["name"] == "Legacy clone" and created["owner"] == "me" and created["gender"] == "female"
+    assert report["mine"] == [created["id"]]
+    rate, seconds, _ = decode(audio_of(report), "wav", 24000)
+    assert rate == 24000 and seconds > 1
+    assert [d["text"] for d in report["durations"]] == "The legacy voice speaks.".split()
+    assert report["deleted"] == {"success": True} and report["after"] == []
+
+
+def _multipart(subtype, boundary="b"):
+    """A legacy-layout body (metadata part + one file part) under ``multipart/<subtype>``."""
+    metadata = json.dumps({"name": f"Via {subtype}", "enhance": False, "type": "instant"})
+    body = (f'--{boundary}\r\nContent-Type: application/json\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n'
+            f'{metadata}\r\n--{boundary}\r\nContent-Type: audio/wav\r\n'
+            f'Content-Disposition: form-data; name="file_field"; filename="a.wav"\r\n\r\nRIFF\r\n'
+            f'--{boundary}--\r\n').encode()
+    return body, f"multipart/{subtype}; boundary={boundary}"
+
+
+@pytest.mark.parametrize("subtype", ["mixed", "form-data", "related"])
+def test_voice_create_accepts_any_multipart_subtype(srv, subtype):
+    """POST /v1/ai/voice reads multipart/mixed, form-data and related bodies alike."""
+    body, ctype = _multipart(subtype)
+    response = requests.post(srv.url + "/v1/ai/voice", data=body, timeout=30,
+                             headers={"X-API-Key": srv.api_key, "Content-Type": ctype})
+    assert response.status_code == 200, response.text
+    voice = response.json()
+    assert voice["name"] == f"Via {subtype}" and voice["owner"] == "me"
+    assert requests.delete(f"{srv.url}/v1/ai/voice/{voice['id']}", headers={"X-API-Key": srv.api_key},
+                           timeout=30).json() == {"success": True}
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "text/plain", "multipartx/mixed"])
+def test_voice_create_refuses_bodies_that_are_not_multipart(srv, ctype):
+    """A non-multipart body is a 400 invalid_request_error naming what is needed."""
+    response = requests.post(srv.url + "/v1/ai/voice", data=b'{"name": "x"}', timeout=30,
+                             headers={"X-API-Key": srv.api_key, "Content-Type": ctype, "lmnt-version": "1.2"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and "multipart" in error["message"]
