@@ -9,8 +9,11 @@ a skip: a compatibility claim must not go untested silently.
 """
 import base64
 import json
+import math
 import os
+import struct
 import subprocess
+import wave
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -49,3 +52,14 @@ def run_client(command: Sequence[str], env: Optional[Dict[str, str]] = None, tim
 def audio_of(report: Dict[str, Any], key: str = "audio") -> bytes:
     """Return the base64 audio ``report[key]`` as bytes."""
     return base64.b64decode(report[key])
+
+
+def sample_wav(path):
+    """Write one second of a 220 Hz tone as a 16 kHz WAV (the 'voice sample'); return the path."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 220 * i / 16000)))
+                                 for i in range(16000)))
+    return path

@@ -6,14 +6,11 @@ reads any multipart/* subtype. The SDK runs in .venv-legacy (see
 tests/client_kit.py); the direct tests below pin the content types down.
 """
 import json
-import math
-import struct
-import wave
 
 import pytest
 import requests
 
-from client_kit import SCRIPTS, audio_of, run_client, venv_python
+from client_kit import SCRIPTS, audio_of, run_client, sample_wav, venv_python
 from lmnt_sync.server import LocalServer
 from server_kit import decode
 
@@ -23,17 +20,6 @@ def srv():
     """A synthetic-engine server for this module."""
     with LocalServer(engine="synthetic") as server:
         yield server
-
-
-def sample_wav(path):
-    """Write one second of a 220 Hz tone as a 16 kHz WAV (the 'voice sample'); return the path."""
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 220 * i / 16000)))
-                                 for i in range(16000)))
-    return path
 
 
 def test_legacy_sdk_creates_uses_and_deletes_a_voice(srv, tmp_path):

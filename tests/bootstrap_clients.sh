@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install the third-party LMNT clients that tests/test_clients_*.py drive against the server.
+# Each Python client gets its own virtualenv: they pin other lmnt versions (lmnt 2.5.1 is the
+# last with speech.convert) or pull whole agent frameworks. lmnt-node goes under tests/node
+# from its committed package-lock.json. Idempotent: an environment that works is left alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+client_venv() {  # client_venv DIR PROBE PACKAGE...
+  local dir=$1 probe=$2
+  shift 2
+  if ! "$dir/bin/python" -c "$probe" >/dev/null 2>&1; then
+    rm -rf "$dir"
+    python -m venv "$dir"
+    "$dir/bin/python" -m pip install -q "$@"
+  fi
+}
+client_venv .venv-lmnt25 "import lmnt; assert lmnt.__version__ == '2.5.1'" 'lmnt==2.5.1'
