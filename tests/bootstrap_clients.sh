@@ -15,3 +15,12 @@ client_venv() {  # client_venv DIR PROBE PACKAGE...
   fi
 }
 client_venv .venv-lmnt25 "import lmnt; assert lmnt.__version__ == '2.5.1'" 'lmnt==2.5.1'
+if ! command -v npm >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+if ! node -e "process.exit(require('./tests/node/node_modules/lmnt-node/package.json').version === '2.12.0' ? 0 : 1)" >/dev/null 2>&1; then
+  npm ci --prefix tests/node --no-audit --no-fund --silent
+fi
