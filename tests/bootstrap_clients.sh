@@ -17,6 +17,7 @@ client_venv() {  # client_venv DIR PROBE PACKAGE...
 client_venv .venv-lmnt25 "import lmnt; assert lmnt.__version__ == '2.5.1'" 'lmnt==2.5.1'
 client_venv .venv-videosdk "import videosdk.plugins.lmnt" 'videosdk-plugins-lmnt==1.0.30'
 client_venv .venv-livekit "import livekit.plugins.lmnt" 'livekit-plugins-lmnt==1.8.9'
+client_venv .venv-genblaze "import genblaze_lmnt" 'genblaze-lmnt==0.3.3'
 if ! command -v npm >/dev/null 2>&1; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO=sudo
