@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the third-party LMNT clients that tests/test_clients_*.py drive against the server.
 # Each Python client gets its own virtualenv: they pin other lmnt versions (lmnt 2.5.1 is the
-# last with speech.convert) or pull whole agent frameworks. lmnt-node goes under tests/node
+# last with speech.convert; 1.2.0 is the legacy SDK with convert) or pull whole agent frameworks. lmnt-node goes under tests/node
 # from its committed package-lock.json. Idempotent: an environment that works is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ client_venv() {  # client_venv DIR PROBE PACKAGE...
     "$dir/bin/python" -m pip install -q "$@"
   fi
 }
+client_venv .venv-legacy12 "import lmnt.api, importlib.metadata as m; assert m.version('lmnt') == '1.2.0'" 'lmnt==1.2.0'
 client_venv .venv-lmnt25 "import lmnt; assert lmnt.__version__ == '2.5.1'" 'lmnt==2.5.1'
 client_venv .venv-videosdk "import videosdk.plugins.lmnt" 'videosdk-plugins-lmnt==1.0.30'
 client_venv .venv-livekit "import livekit.plugins.lmnt" 'livekit-plugins-lmnt==1.8.9'

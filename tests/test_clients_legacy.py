@@ -1,9 +1,11 @@
-"""The legacy LMNT SDK (lmnt==1.1.4) creates voices on the local server.
+"""The legacy LMNT SDKs (lmnt 1.1.4 and 1.2.0) create voices on the local server.
 
-Its create_voice posts aiohttp's default multipart/mixed body (a metadata
+Their create_voice posts aiohttp's default multipart/mixed body (a metadata
 JSON part plus file_field parts); LMNT's API accepted that, so the server
-reads any multipart/* subtype. The SDK runs in .venv-legacy (see
-tests/client_kit.py); the direct tests below pin the content types down.
+reads any multipart/* subtype. lmnt 1.2.0 also has convert, which gets the
+server's 501 (voice conversion is not supported). The SDKs run in
+.venv-legacy and .venv-legacy12 (tests/client_kit.py); the direct tests
+below pin the content types down.
 """
 import json
 
@@ -12,6 +14,7 @@ import requests
 
 from client_kit import SCRIPTS, audio_of, run_client, sample_wav, venv_python
 from lmnt_sync.server import LocalServer
+from lmnt_sync.server.rest import CONVERT_UNSUPPORTED
 from server_kit import decode
 
 
@@ -22,9 +25,10 @@ def srv():
         yield server
 
 
-def test_legacy_sdk_creates_uses_and_deletes_a_voice(srv, tmp_path):
+@pytest.mark.parametrize("venv, version", [(".venv-legacy", "1.1.4"), (".venv-legacy12", "1.2.0")])
+def test_legacy_sdk_creates_uses_and_deletes_a_voice(srv, tmp_path, venv, version):
     """create_voice (multipart/mixed) makes a voice that synthesize speaks; delete_voice removes it."""
-    python = venv_python(".venv-legacy", "import lmnt.api")
+    python = venv_python(venv, f"import lmnt.api, importlib.metadata as m; assert m.version('lmnt') == {version!r}")
     report = run_client([python, SCRIPTS / "legacy_voice.py", srv.url, srv.api_key,
                          sample_wav(tmp_path / "me.wav")])
     created = report["created"]
@@ -34,6 +38,10 @@ def test_legacy_sdk_creates_uses_and_deletes_a_voice(srv, tmp_path):
     assert rate == 24000 and seconds > 1
     assert [d["text"] for d in report["durations"]] == "The legacy voice speaks.".split()
     assert report["deleted"] == {"success": True} and report["after"] == []
+    if version == "1.2.0":  # convert arrived in 1.2.0: the server's 501 in the legacy shape
+        assert report["convert"] == {"status": 501, "message": f"[Speech.convert]: {CONVERT_UNSUPPORTED}"}
+    else:
+        assert report["convert"] is None
 
 
 def _multipart(subtype, boundary="b"):
