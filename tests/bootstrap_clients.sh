@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the third-party LMNT clients that tests/test_clients_*.py drive against the server.
-# Each Python client gets its own virtualenv: they pin other lmnt versions (lmnt 2.5.1 is the
-# last with speech.convert; 1.2.0 is the legacy SDK with convert) or pull whole agent frameworks. lmnt-node goes under tests/node
-# from its committed package-lock.json. Idempotent: an environment that works is left alone.
+# Each Python client gets its own virtualenv: they pin other lmnt versions (1.2.0 and 2.5.1
+# are the legacy and current SDKs with convert) or pull whole agent frameworks. lmnt-node goes
+# under tests/node from its committed package-lock.json. Idempotent: a working one is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 client_venv() {  # client_venv DIR PROBE PACKAGE...
