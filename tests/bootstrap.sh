@@ -16,3 +16,4 @@ if ! .venv-legacy/bin/python -c 'import lmnt.api' >/dev/null 2>&1; then
   python -m venv .venv-legacy
   .venv-legacy/bin/python -m pip install -q 'lmnt==1.1.4'
 fi
+bash tests/bootstrap_clients.sh  # third-party LMNT clients for tests/test_clients_*.py

@@ -5,6 +5,7 @@ Routes (PROTOCOL.md §1-2)::
     GET    /v1/ai/speech/stream   websocket speech session (key in-band)
     POST   /v1/ai/speech/bytes    audio bytes
     POST   /v1/ai/speech          JSON: base64 audio + timings
+    POST   /v1/ai/speech/convert  voice conversion: 501, not supported
     GET    /v1/ai/voice/list      voices (owner, starred)
     POST   /v1/ai/voice           create a voice (multipart)
     GET    /v1/ai/voice/{id}      voice info
@@ -53,6 +54,7 @@ def create_app(state: ServerState) -> web.Application:
     app.router.add_get(STREAM_PATH, _stream)
     app.router.add_post("/v1/ai/speech/bytes", rest.speech_bytes)
     app.router.add_post("/v1/ai/speech", rest.speech_detailed)
+    app.router.add_post("/v1/ai/speech/convert", rest.speech_convert)
     app.router.add_get("/v1/ai/voice/list", rest.voice_list)
     app.router.add_post("/v1/ai/voice", rest.voice_create)
     app.router.add_get("/v1/ai/voice/{voice_id}", rest.voice_info)

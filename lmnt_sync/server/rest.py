@@ -16,6 +16,10 @@ Decisions where PROTOCOL.md leaves room:
   plus ``seed`` (legacy), with one entry per *word* (no entries for spaces
   or punctuation; PROTOCOL.md §5 item 10), starts counted from the start of
   the audio.
+* ``POST /v1/ai/speech/convert`` (voice conversion, SDKs lmnt 1.2.0 and
+  2.0-2.5.1) answers 501 Not Implemented in LMNT's error shape: the local
+  engines are text-to-speech only, and re-speaking a transcript of the
+  audio would not be a conversion of it.
 * ``GET /v1/account`` reports a local plan (``type`` ``"local"``) and counts
   the characters this server process synthesized.
 """
@@ -31,7 +35,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .apierror import ApiError, integer_field, json_object, speakable
+from .apierror import ApiError, integer_field, json_object, rest_error_body, speakable
 from .codecs import STREAMING_FORMATS, Encoder, content_type, normalize_format, normalize_sample_rate
 from .engines.base import Engine
 from .state import API_VERSION, REQUEST_ID, STREAMING, ServerState
@@ -42,6 +46,7 @@ __all__ = [
     "STATE_KEY",
     "speech_bytes",
     "speech_detailed",
+    "speech_convert",
     "voice_list",
     "voice_info",
     "voice_update",
@@ -115,6 +120,23 @@ async def speech_detailed(request: web.Request) -> web.Response:
         if params.timings:
             body["durations"] = words
     return web.json_response(body)
+
+
+#: Message of the 501 answer to ``POST /v1/ai/speech/convert``.
+CONVERT_UNSUPPORTED = ("voice conversion is not supported by this server (POST /v1/ai/speech/convert): "
+                       "its engines only turn text into speech; synthesize the text with "
+                       "/v1/ai/speech/bytes instead")
+
+
+async def speech_convert(request: web.Request) -> web.Response:
+    """Handle ``POST /v1/ai/speech/convert``: always 501 Not Implemented.
+
+    ``x-should-retry: false`` stops the official SDKs (2.x, lmnt-node) from
+    retrying, as they do for other 5xx answers; a retry cannot succeed.
+    """
+    error = ApiError("invalid_request_error", CONVERT_UNSUPPORTED, status=501)
+    return web.json_response(rest_error_body(error, request[API_VERSION]), status=error.status,
+                             headers={"x-should-retry": "false"})
 
 
 async def _start_speech(request: web.Request) -> Tuple[ServerState, _SpeechParams, Engine, Encoder]:
@@ -234,14 +256,16 @@ async def voice_delete(request: web.Request) -> web.Response:
 async def voice_create(request: web.Request) -> web.Response:
     """Handle ``POST /v1/ai/voice`` in any of the three multipart layouts.
 
-    Layouts (PROTOCOL.md §2.4): ``file`` + fields + ``tags[]`` (current);
+    Any ``multipart/*`` content type is read the same way. Layouts (PROTOCOL.md §2.4): ``file`` + fields + ``tags[]`` (current);
     ``files[]``/``files`` + fields + ``enhance`` (v2 pre-1.1); ``metadata``
     JSON part + ``file_field`` parts (legacy).
     """
     state = request.app[STATE_KEY]
-    if request.content_type != "multipart/form-data":
-        raise ApiError("invalid_request_error", "creating a voice needs a multipart/form-data "
-                       "body with the audio file(s)")
+    # Any multipart subtype: the legacy SDK (lmnt 1.x) sends aiohttp's
+    # default multipart/mixed, with form-data dispositions on its parts.
+    if not request.content_type.startswith("multipart/"):
+        raise ApiError("invalid_request_error", "creating a voice needs a multipart body "
+                       "(e.g. multipart/form-data) with the audio file(s)")
     fields: Dict[str, List[str]] = {}
     files: List[Path] = []
     try:
