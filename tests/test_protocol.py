@@ -138,3 +138,65 @@ def test_long_frames_are_summarised_not_echoed_whole():
     """Violation summaries cut long frames short."""
     [event] = current().receive_text('{"type": "' + "x" * 5000 + '"}')
     assert len(event.summary) < 400
+
+
+# -- bookkeeping: what the session knows about the conversation, from literal frames --
+
+
+def test_ready_records_the_request_id():
+    """'ready' sets ready and request_id; nothing before it."""
+    proto = p.ClientProtocol(p.CURRENT)
+    assert not proto.ready and proto.request_id is None
+    proto.receive_text('{"type": "ready", "request_id": "req_9"}')
+    assert proto.ready and proto.request_id == "req_9"
+
+
+def test_between_turns_follows_text_flush_and_its_acknowledgement():
+    """Between turns only once every text was flushed and the flush acknowledged."""
+    proto = current()
+    assert proto.between_turns
+    proto.text("Hi")
+    assert proto.text_unflushed and not proto.between_turns
+    _, nonce = proto.flush()
+    assert not proto.text_unflushed and proto.last_flush == nonce and not proto.between_turns
+    proto.receive_text(json.dumps({"type": "flush_complete", "nonce": nonce}))
+    assert proto.flushes_done == nonce and proto.between_turns
+
+
+def test_reset_moves_the_epoch_until_acknowledged():
+    """A reset counts as sent at once and done at its reset_complete; between turns after it."""
+    proto = current()
+    proto.text("Drop me")
+    _, nonce = proto.reset()
+    assert (proto.resets_sent, proto.resets_done) == (1, 0) and not proto.between_turns
+    events = proto.receive_text(json.dumps({"type": "reset_complete", "nonce": nonce}))
+    assert events == [p.ResetComplete(nonce)]
+    assert (proto.resets_sent, proto.resets_done) == (1, 1) and proto.between_turns
+
+
+def test_finish_ends_the_turns_for_good():
+    """After finish, never between turns, and nothing more can be sent."""
+    proto = current()
+    proto.finish()
+    assert proto.finish_sent and not proto.between_turns
+    with pytest.raises(LocalProtocolError, match="cannot send text on a session that is finishing"):
+        proto.text("late")
+
+
+def test_a_reopened_session_continues_the_nonces():
+    """first_nonce: flushes and resets continue after the lost session's last nonce, and count as done."""
+    proto = p.ClientProtocol(p.CURRENT, first_nonce=7)
+    proto.receive_text('{"type": "ready"}')
+    assert proto.between_turns
+    assert proto.flush()[1] == 8
+
+
+def test_legacy_buffer_empty_is_counted():
+    """Legacy extras with buffer_empty count the acknowledgements flush(wait=True) waits for."""
+    proto = p.ClientProtocol(p.LEGACY, return_extras=True)
+    proto.receive_text('{"durations": [], "buffer_empty": false}')
+    proto.receive_binary(b"\x00\x00")
+    proto.receive_text('{"durations": [], "buffer_empty": true}')
+    proto.receive_binary(b"\x00\x00")
+    assert proto.buffer_empty_count == 1
+    assert not proto.between_turns  # the legacy wire has no acknowledgements to resume on
