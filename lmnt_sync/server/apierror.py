@@ -24,6 +24,8 @@ import re
 import secrets
 from typing import Any, Dict, Optional, Union
 
+from .. import spec
+
 __all__ = [
     "ApiError",
     "STATUS_BY_SLUG",
@@ -47,7 +49,7 @@ STATUS_BY_SLUG: Dict[str, int] = {
 }
 
 #: Newest API version this server speaks.
-LATEST_VERSION = "1.2"
+LATEST_VERSION = spec.API_VERSION
 
 _VERSION = re.compile(r"^\s*(\d+)\.(\d+)\s*$")
 

@@ -28,6 +28,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from . import rest
+from .. import spec
 from .apierror import ApiError, api_version, new_request_id, rest_error_body
 from .state import API_VERSION, REQUEST_ID, STREAMING, ServerState
 from .stream import handle_websocket
@@ -36,7 +37,7 @@ __all__ = ["create_app", "STREAM_PATH", "STATE_KEY"]
 
 log = logging.getLogger("lmnt_sync.server")
 
-STREAM_PATH = "/v1/ai/speech/stream"
+STREAM_PATH = spec.STREAM_PATH
 STATE_KEY = rest.STATE_KEY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

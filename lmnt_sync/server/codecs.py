@@ -34,6 +34,8 @@ import av
 import numpy as np
 import soxr
 
+from .. import spec
+
 __all__ = [
     "STREAMING_FORMATS",
     "REST_FORMATS",
@@ -45,9 +47,9 @@ __all__ = [
     "Encoder",
 ]
 
-STREAMING_FORMATS = ("mp3", "pcm_s16le", "pcm_f32le", "ulaw", "webm")
+STREAMING_FORMATS = spec.SESSION_FORMATS
 REST_FORMATS = STREAMING_FORMATS + ("wav", "aac")
-SAMPLE_RATES = (8000, 16000, 24000)
+SAMPLE_RATES = spec.SAMPLE_RATES
 
 _ALIASES = {"raw": "pcm_s16le", "mulaw": "ulaw"}
 _CONTENT_TYPES = {

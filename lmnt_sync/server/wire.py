@@ -48,6 +48,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from .. import spec
 from .apierror import ApiError, api_version, integer_field, json_object, speakable
 from .codecs import STREAMING_FORMATS, normalize_format, normalize_sample_rate
 
@@ -71,7 +72,7 @@ __all__ = [
 ]
 
 REDACTED = "<redacted>"
-_KEY_FIELD = "X-API-Key"
+_KEY_FIELD = spec.KEY_FIELD
 _TRUE_STRINGS = {"true", "1", "yes", "on"}
 
 
