@@ -74,6 +74,11 @@ class Inbox:
             self._items.extend(items)
             self._not_empty.notify_all()
 
+    def wake(self) -> None:
+        """Make every ``get`` look at its ``cancelled`` again."""
+        with self._not_empty:
+            self._not_empty.notify_all()
+
     def drop_stale(self, epoch: int) -> None:
         """Drop held messages older than reset ``epoch``, and any that arrive later.
 
@@ -99,8 +104,16 @@ class Inbox:
         self._not_empty.notify_all()
         self._not_full.notify_all()
 
-    def get(self, timeout: Optional[float], wait: Callable[[threading.Condition, Optional[float]], None]) -> Optional[tuple]:
+    def get(
+        self,
+        timeout: Optional[float],
+        wait: Callable[[threading.Condition, Optional[float]], None],
+        cancelled: Optional[Callable[[], bool]] = None,
+    ) -> Optional[tuple]:
         """Return the oldest item, waiting up to ``timeout`` s (None: no limit); None if none came.
+
+        ``cancelled()`` (lock held) is re-checked whenever ``wake`` is called:
+        once true, the wait ends with None.
 
         ``wait(condition, remaining)`` does one wait (the session's, which
         knows how to stay responsive to Ctrl-C); the clock is the caller's
@@ -111,7 +124,7 @@ class Inbox:
             self.getters += 1
             try:
                 while not self._items and not self._abandoned:
-                    if timeout is not None and timeout <= 0:
+                    if (timeout is not None and timeout <= 0) or (cancelled is not None and cancelled()):
                         return None
                     self._on_wait()
                     wait(self._not_empty, timeout)

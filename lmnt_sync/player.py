@@ -35,7 +35,9 @@ from .wordclock import PlayClock, WordSchedule
 
 __all__ = ["Player"]
 
-_POLL = 0.1  # how often a feed blocked on a session re-checks for close/interrupt, seconds
+# How often a feed blocked on a connection-like source without ``wake()``
+# re-checks for close, seconds. A StreamingConnection is woken instead: no polling.
+_POLL = 0.1
 _WRITE, _START, _ABORT, _CLOSE = "write", "start", "abort", "close"
 
 
@@ -216,6 +218,7 @@ class Player:
         finally:
             with self._cond:
                 self._reset_barrier = time.monotonic()
+                self._cond.notify_all()
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop playing now and release the device; joins both threads.
@@ -228,6 +231,9 @@ class Player:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+            current = self._current
+        if callable(getattr(current, "wake", None)):
+            current.wake()  # the feed waits in its recv(): let it see the close
         for thread in (self._output, self._feed):
             if thread is not threading.current_thread():
                 thread.join(timeout)
@@ -300,7 +306,8 @@ class Player:
         while self._buffer.frames >= self._max_frames and fresh() and not self._closing:
             if deadline is not None and deadline.expired():
                 return False
-            self._cond.wait(_min(_POLL, deadline.remaining() if deadline else None))
+            # Woken by the output thread taking audio, interrupt(), the reset going out, close().
+            self._cond.wait(deadline.remaining() if deadline else None)
         if not fresh() or self._closing:
             return False
         if chunk.durations:
@@ -344,9 +351,10 @@ class Player:
             self._consume_iterable(iter(source))
 
     def _consume_connection(self, conn: Any) -> None:
+        wakeable = callable(getattr(conn, "wake", None))
         while not self._closing:
             try:
-                item = conn.recv(_POLL)
+                item = conn.recv(None, cancelled=lambda: self._closing) if wakeable else conn.recv(_POLL)
             except LmntTimeoutError:
                 continue
             except ConnectionClosedOK:

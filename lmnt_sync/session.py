@@ -339,11 +339,16 @@ class StreamingConnection:
         self._wait_for(state, lambda: state.protocol.ready, Deadline(timeout), "wait_ready()")
         return state.protocol.request_id
 
-    def recv(self, timeout: Optional[float] = None) -> Dict[str, Any]:
+    def recv(self, timeout: Optional[float] = None, *, cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
         """Return the next message; blocks up to ``timeout`` seconds (None: no limit, 0: poll).
 
         Only waits on the inbox: the receiver thread does all reading, so a
-        poll never touches the network.
+        poll never touches the network, and a wait costs no wake-ups.
+
+        Args:
+            cancelled: for a thread that must give up waiting when something
+                else happens (a player being closed): checked when ``wake()``
+                is called; once true, ``recv`` raises TimeoutError at once.
 
         Raises:
             ConnectionClosedOK: the session ended normally or was closed here.
@@ -355,7 +360,7 @@ class StreamingConnection:
         while True:
             backlog = self._backlog
             state = backlog[0] if backlog else self._state
-            message = self._recv_from(state, deadline)
+            message = self._recv_from(state, deadline, cancelled)
             if message is not None:
                 return message
             # That session was lost between turns and the connection resumed: go on with the next.
@@ -363,15 +368,19 @@ class StreamingConnection:
                 if self._backlog and self._backlog[0] is state:
                     self._backlog.pop(0)
 
-    def _recv_from(self, state: SessionState, deadline: Deadline) -> Optional[Dict[str, Any]]:
+    def _recv_from(
+        self, state: SessionState, deadline: Deadline, cancelled: Optional[Callable[[], bool]]
+    ) -> Optional[Dict[str, Any]]:
         """``recv()`` on one session; None if it ended between turns and the connection resumed."""
         while True:
             if self._closed_locally:
                 raise ConnectionClosedOK("the session was closed", 1000)
             if state is not self._state and state not in self._backlog:
                 return None  # a reset dropped what that lost session still held
-            item = state.inbox.get(deadline.remaining(), _wait)
+            item = state.inbox.get(deadline.remaining(), _wait, cancelled)
             if item is None:
+                if cancelled is not None and cancelled():
+                    raise LmntTimeoutError("recv() was cancelled")
                 if deadline.expired():
                     raise deadline.error("recv()")
                 continue
@@ -386,6 +395,13 @@ class StreamingConnection:
             if state is not self._state or self._resume(state):  # not current: resumed already
                 return None
             raise _fresh_error(item[1] if kind == ERROR else state.error)
+
+    def wake(self) -> None:
+        """Make threads waiting in ``recv(cancelled=...)`` check their ``cancelled`` now; never blocks long."""
+        with self._relink_lock:
+            states = [*self._backlog, self._state]
+        for state in states:
+            state.inbox.wake()
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         """Yield messages until the session ends (see class docstring)."""
