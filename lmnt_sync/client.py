@@ -287,12 +287,8 @@ def _ssl_options(verify: Union[bool, str]) -> Dict[str, Any]:
 
 def _start_local_server() -> Any:
     """Start the embedded server (lazily imported: it needs the [server] extra)."""
-    try:
-        from .server import LocalServer
-    except ImportError as exc:
-        raise ConfigurationError(
-            "the embedded local server needs the [server] extra: pip install 'lmnt-sync[server]'"
-        ) from exc
+    from .server import LocalServer  # MissingDependencyError (names the extra) without [server]
+
     server = LocalServer()
     server.start()
     return server
