@@ -64,8 +64,8 @@ def output_format(path: str, explicit: Optional[str]) -> Tuple[str, bool]:
 class AudioFileWriter:
     """Writes session audio to a file (or stdout for ``-``), flushing every chunk.
 
-    Flushing per chunk lets another program follow the file while speech
-    streams in. A regular file is written as ``.NAME.XXXX.part`` in the same
+    Flushing per chunk lets another program follow the output (stdout, or
+    the temporary file) while speech streams in. A regular file is written as ``.NAME.XXXX.part`` in the same
     folder and renamed to ``path`` by ``close(keep=True)``; ``close()``
     without ``keep`` removes it. Devices and pipes (``/dev/null``, a FIFO)
     are written directly. Not thread-safe: one thread writes.

@@ -125,15 +125,15 @@ def _check_speak_args(args: argparse.Namespace) -> None:
         args.output = "-"
     if args.output is None or args.output == "-":
         return
-    try:
-        output_format(args.output, args.format)
-    except ConfigurationError as exc:
-        raise UsageError(str(exc)) from None
     folder = os.path.dirname(args.output) or "."
     if os.path.isdir(args.output):
         raise UsageError(f"-o {args.output} is a folder; give a file name")
     if not os.path.isdir(folder):
         raise UsageError(f"-o {args.output}: the folder {folder} does not exist")
+    try:
+        output_format(args.output, args.format)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _run(args: argparse.Namespace) -> int:
