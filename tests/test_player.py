@@ -241,3 +241,27 @@ def test_wait_returns_after_the_whole_tail_is_heard(pulse_sink, audio_out):
     assert len(loud) > 0.9 * len(body), "the sound was not played"
     assert len(quiet) == len(tail) and quiet[0] > loud[-1], (
         f"heard {len(quiet) / RATE * 1000:.1f} ms of the sound's last {len(tail) / RATE * 1000:.0f} ms")
+
+
+PLAY_A_TONE = """
+import math, struct
+from lmnt_sync import Player
+tone = b"".join(struct.pack("<h", int(8000 * math.sin(i / 10))) for i in range(12000))
+with Player(24000) as player:
+    player.write(tone)
+    player.wait()
+print("played")
+"""
+
+
+def test_a_player_outside_the_cli_prints_nothing(audio_out):
+    """Opening the device in a plain script prints none of ALSA's or JACK's probing noise: the
+    Player itself silences the C libraries while PortAudio starts."""
+    import os
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", PLAY_A_TONE], env=dict(os.environ, **audio_out.env),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "played\n", done.stderr
+    assert done.stderr == ""
+    assert len(audio_out.played().strip(b"\x00")) > 12000
