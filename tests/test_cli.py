@@ -6,7 +6,6 @@ import select
 import shutil
 import subprocess
 import sys
-import time
 import wave
 
 import pytest
@@ -293,28 +292,47 @@ def test_play_and_mp3_output_share_one_session(env, audio_out, server, tmp_path)
 
 
 def test_progress_is_drawn_on_a_terminal_only(env, tmp_path):
-    """On a TTY stderr a progress line is drawn (and erased); on a pipe nothing is."""
+    """On a TTY stderr a progress line is drawn (and erased); on a pipe nothing is.
+
+    The display waits half a second before its first draw, so lines are fed one at a time,
+    each after the previous one's audio has arrived, until the line appears: however slow the
+    machine, the job then spans that delay (no sleep, no assumption about start-up time).
+    """
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(MODULE + ["speak", "--voice", "synth", "-o", str(tmp_path / "o.pcm")], env=env,
+    out = tmp_path / "o"
+    out.mkdir()
+    proc = subprocess.Popen(MODULE + ["speak", "--voice", "synth", "-o", str(out / "o.pcm")], env=env,
                             stdin=subprocess.PIPE, stderr=follower, text=True)
     os.close(follower)
+    os.set_blocking(leader, False)
     seen = b""
+
+    def read_terminal():
+        nonlocal seen
+        try:
+            while True:
+                chunk = os.read(leader, 4096)
+                if not chunk:
+                    return
+                seen += chunk
+        except BlockingIOError:  # nothing more for now
+            return
+        except OSError:  # the child closed the terminal
+            return
+
     try:
-        for line in ("One line.\n", "Two lines.\n", "Three lines.\n"):
-            proc.stdin.write(line)
+        size = 0
+        for number in range(1, 1001):
+            proc.stdin.write(f"Line number {number}.\n")
             proc.stdin.flush()
-            time.sleep(0.7)  # longer than the display's initial delay, however slow the start
-        proc.stdin.close()
-        while True:
-            ready, _, _ = select.select([leader], [], [], 10)
-            try:
-                chunk = os.read(leader, 4096) if ready else b""
-            except OSError:  # the child closed the terminal
-                chunk = b""
-            if not chunk:
+            assert wait_until(lambda: written(out) > size, timeout=60), f"no audio for line {number}"
+            size = written(out)
+            read_terminal()
+            if b"line(s)" in seen:
                 break
-            seen += chunk
-        assert proc.wait(30) == 0
+        proc.stdin.close()
+        assert proc.wait(60) == 0
+        read_terminal()  # the rest, erasing included: all written before the child exited
     finally:
         proc.kill()
         proc.wait()
