@@ -69,3 +69,19 @@ def test_readme_commands_work_as_written_in_a_fresh_clone(tmp_path):
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert re.search(r"^=+ \d+ passed in ", done.stdout, re.M), done.stdout[-2000:]
     assert (clone / ".venv-legacy" / "bin" / "python").exists()
+
+
+def test_readme_links_resolve_and_the_license_is_there():
+    """Every relative link of README (also the package description) names a file of the
+    repository, the wire facts among them; LICENSE holds the MIT licence setup.cfg declares."""
+    readme = (ROOT / "README.md").read_text()
+    links = [target for target in re.findall(r"\]\(([^)#]+)\)", readme) if "://" not in target]
+    assert "docs/PROTOCOL.md" in links
+    for target in links:
+        assert (ROOT / target).is_file(), target
+    assert "shared folder" not in readme
+    assert "license = MIT" in (ROOT / "setup.cfg").read_text()
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    protocol = (ROOT / "docs" / "PROTOCOL.md").read_text()
+    for section in ("### 1.1", "### 1.5", "### 1.6", "### 2.1", "### 2.4", "### 2.7", "## 5."):
+        assert section in protocol  # the code cites these sections
