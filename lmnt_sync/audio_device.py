@@ -3,14 +3,23 @@
 pyaudio (the ``[play]`` extra, over the PortAudio C library) is imported
 lazily, so ``import lmnt_sync`` never needs it. Every call here blocks the
 calling thread; the player calls them from its own thread only.
+
+While PortAudio starts and opens the device, the C libraries under it
+(ALSA, JACK) print a line for every device they probe and cannot open,
+dozens of them on an ordinary machine; that output (file descriptor 2) is
+discarded for that moment. Our own errors are raised, not printed.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+import contextlib
+import os
+import sys
+import threading
+from typing import Any, Iterator, Optional
 
 from .errors import ConfigurationError, MissingDependencyError, PlaybackError
 
-__all__ = ["OutputDevice", "load_pyaudio", "SAMPLE_FORMATS"]
+__all__ = ["OutputDevice", "load_pyaudio", "native_stderr_silenced", "SAMPLE_FORMATS"]
 
 # LMNT PCM format name -> (bytes per sample, pyaudio format constant name)
 SAMPLE_FORMATS = {"pcm_s16le": (2, "paInt16"), "pcm_f32le": (4, "paFloat32")}
@@ -65,15 +74,17 @@ class OutputDevice:
         pyaudio = load_pyaudio()
         self.frame_bytes = SAMPLE_FORMATS[sample_format][0] * channels
         self._pyaudio = pyaudio
-        self._pa = pyaudio.PyAudio()
-        try:
-            self._stream = self._pa.open(
-                format=getattr(pyaudio, SAMPLE_FORMATS[sample_format][1]), channels=channels, rate=sample_rate,
-                output=True, frames_per_buffer=frames_per_block, output_device_index=device_index, start=False,
-            )
-        except (OSError, ValueError) as exc:
-            self._pa.terminate()
-            raise PlaybackError(f"could not open the audio output device ({_describe(exc)})") from exc
+        with native_stderr_silenced():
+            self._pa = pyaudio.PyAudio()
+            try:
+                self._stream = self._pa.open(
+                    format=getattr(pyaudio, SAMPLE_FORMATS[sample_format][1]), channels=channels,
+                    rate=sample_rate, output=True, frames_per_buffer=frames_per_block,
+                    output_device_index=device_index, start=False,
+                )
+            except (OSError, ValueError) as exc:
+                self._pa.terminate()
+                raise PlaybackError(f"could not open the audio output device ({_describe(exc)})") from exc
         self.latency_frames = int(round(self._stream.get_output_latency() * sample_rate))
         # Silence to write after the last audio before stopping: PortAudio's latency
         # leaves out buffers below ALSA (a sound server holds 20-30 ms more through
@@ -141,6 +152,31 @@ class OutputDevice:
             return fn(*args, **kwargs)
         except OSError as exc:
             raise PlaybackError(f"could not {what} the audio output device ({_describe(exc)})") from exc
+
+
+_silence_lock = threading.Lock()  # fd 2 is process-wide: one redirection at a time
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Discard what C code writes to file descriptor 2 inside the block; blocks on
+    another thread's block. Python's own ``sys.stderr`` is flushed first, and
+    anything another thread writes there meanwhile is lost, so keep the block short.
+    """
+    with _silence_lock:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no fd 2 (pythonw, closed): nothing to silence
+            yield
+            return
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ import weakref
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import protocol as p
-from .errors import ConfigurationError, MissingAPIKeyError, MissingDependencyError
+from .errors import ConfigurationError, MissingAPIKeyError
 from .receiver import ReceiverThread, SessionState
 from .rest import RestClient
 from .session import StreamingConnection
@@ -327,15 +327,10 @@ def _start_local_server(api_key: Optional[str]) -> Any:
     """Start the embedded server (lazily imported: it needs the [server] extra).
 
     Raises:
-        MissingDependencyError: the [server] extra is not installed.
+        MissingDependencyError: the [server] extra is not installed (the server package names it).
     """
-    try:
-        from .server import LocalServer
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"the embedded local server needs the [server] extra ({exc.name or exc} is missing): "
-            "pip install 'lmnt-sync[server]', or point base_url / LMNT_BASE_URL at a running server"
-        ) from exc
+    from .server import LocalServer
+
     server = LocalServer(api_key=api_key or None)
     server.start()
     return server

@@ -181,7 +181,7 @@ class RestClient:
         except requests.Timeout as exc:
             raise LmntTimeoutError(f"{method} {path} timed out (connect {self.timeout[0]:g} s, read {self.timeout[1]:g} s)") from exc
         except requests.RequestException as exc:
-            raise APIConnectionError(f"{method} {path} failed: {type(exc).__name__}") from exc
+            raise APIConnectionError(f"{method} {self.base_url}{path} failed: {_root_cause(exc)}") from exc
         if response.status_code < 400:
             return response
         error = _status_error(response, method, path)
@@ -189,6 +189,29 @@ class RestClient:
         # error (and its traceback) must not keep the socket open.
         del response
         raise error
+
+
+def _root_cause(exc: BaseException) -> str:
+    """Return the innermost OS-level reason of a requests error, e.g. ``Connection refused``.
+
+    requests wraps urllib3's MaxRetryError, which wraps the socket's OSError
+    (as ``reason``, in ``args`` or as the cause); their own messages repeat
+    the URL several times and end in an object repr, so only the leaf is told.
+    """
+    seen = set()
+    todo = [exc]
+    best = type(exc).__name__
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        linked = [getattr(current, "reason", None), current.__cause__, current.__context__,
+                  *getattr(current, "args", ())]
+        todo.extend(item for item in linked if isinstance(item, BaseException))
+    return best
 
 
 def _status_error(response: requests.Response, method: str, path: str) -> Exception:

@@ -3,20 +3,35 @@
 Every piece of text goes to the sessions opened, flushed per line when text
 streams in, so speech starts while later text is still being written. The
 speakers need PCM; a file gets its own format. Both at once use one PCM
-session, played and encoded here (``PlayFileSink``; PyAV, from the
-``[server]`` extra), so the text is spoken, and charged, once; without
-PyAV each destination gets its own session.
+session, played and written here (``PlayFileSink``), so the text is spoken,
+and charged, once; a compressed file is then encoded here, which needs PyAV
+(the ``[server]`` extra).
+
+Long text is sent in pieces that fit the server's limits (64 KiB per
+websocket message, 100,000 characters buffered): each piece is at most
+``MAX_PIECE_CHARS`` characters, and once ``MAX_UNCONFIRMED_CHARS`` have been
+sent the job waits for the server to have spoken them before sending more.
 """
 from __future__ import annotations
 
-import sys
+import re
 import threading
-from typing import Any, Iterable, List, Optional
+from typing import Any, Iterable, Iterator, List, Optional
 
 from .audiofile import AudioFileWriter, output_format
+from .errors import MissingDependencyError
 from .progress import Progress
 
-__all__ = ["speak", "open_sinks", "FileSink", "PlaySink", "PlayFileSink"]
+__all__ = ["speak", "open_sinks", "text_pieces", "FileSink", "PlaySink", "PlayFileSink",
+           "MAX_PIECE_CHARS", "MAX_UNCONFIRMED_CHARS"]
+
+#: characters per append_text: even at 12 bytes per character (a JSON-escaped
+#: surrogate pair) one message stays under the server's 64 KiB
+MAX_PIECE_CHARS = 4000
+#: characters sent before waiting for their flush_complete: well under the
+#: server's 100,000 buffered characters
+MAX_UNCONFIRMED_CHARS = 40_000
+_BREAKS = (re.compile(r"[.!?;:]\s"), re.compile(r"\s"))  # best cut first: a sentence end, then a space
 
 _PCM_BYTES_PER_SAMPLE = {"pcm_s16le": 2, "pcm_f32le": 4}
 
@@ -59,11 +74,15 @@ class FileSink:
         if self._error is not None:
             raise self._error
 
-    def close(self) -> None:
-        """Close the session, join the writer and close the file; idempotent."""
+    def close(self, keep: bool = False) -> None:
+        """Close the session, join the writer and close the file; idempotent.
+
+        ``keep`` puts the file in place (see ``AudioFileWriter.close``);
+        otherwise it is discarded.
+        """
         self.conn.close()
         self._thread.join()
-        self._writer.close()
+        self._writer.close(keep)
 
 
 class PlaySink:
@@ -93,24 +112,32 @@ class PlaySink:
         """Block until the last frame has been heard; re-raise a session error."""
         self._player.wait()
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> None:
         """Stop playing, release the device and close the session; idempotent."""
         self._player.close()
         self.conn.close()
 
 
 class PlayFileSink(PlaySink):
-    """One PCM session played live and written to a file, encoded here.
+    """One PCM session played live and written to a file (encoded here unless 16-bit PCM).
 
-    Raises (from the constructor): ImportError without PyAV/numpy (the
-    ``[server]`` extra); as ``PlaySink`` and ``FileSink`` otherwise.
+    Raises (from the constructor): MissingDependencyError when the file's
+    format needs encoding and PyAV/numpy (the ``[server]`` extra) are
+    missing, before the device or the session is opened; as ``PlaySink``
+    and ``FileSink`` otherwise.
     """
 
     def __init__(self, speech: Any, voice: str, path: str, fmt: str, wrap_wav: bool,
                  sample_rate: int, language: Optional[str], progress: Progress) -> None:
-        from .server.codecs import Encoder  # ImportError without the [server] extra: the caller falls back
-
-        self._encoder = Encoder(fmt, sample_rate, sample_rate)
+        self._encoder: Any = None
+        if fmt != "pcm_s16le":
+            try:
+                from .server.codecs import Encoder
+            except ImportError as exc:
+                raise MissingDependencyError(
+                    f"--play with -o {path} encodes {fmt} here, which needs PyAV and numpy: "
+                    "pip install 'lmnt-sync[server]' (or write a .wav file)") from exc
+            self._encoder = Encoder(fmt, sample_rate, sample_rate)
         self._rate, self._progress = sample_rate, progress
         self._writer = AudioFileWriter(path, sample_rate if wrap_wav else None)
         try:
@@ -120,38 +147,72 @@ class PlayFileSink(PlaySink):
             raise
 
     def _source(self) -> Iterable[bytes]:
-        """The session's PCM, for the player; each chunk is encoded into the file first."""
+        """The session's PCM, for the player; each chunk is written to the file first."""
         for message in self.conn:
             pcm = message["audio"]
-            self._writer.write(self._encoder.encode(pcm))
+            self._writer.write(self._encoder.encode(pcm) if self._encoder is not None else pcm)
             self._progress.received(len(pcm), len(pcm) / (2 * self._rate))
             yield pcm
-        self._writer.write(self._encoder.finish())
+        if self._encoder is not None:
+            self._writer.write(self._encoder.finish())
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> None:
         """Stop playing, release the device, close the session and the file; idempotent."""
         super().close()
-        self._writer.close()
+        self._writer.close(keep)
 
 
-def speak(sinks: List[Any], texts: Iterable[str], *, flush_each: bool, progress: Progress) -> None:
+def text_pieces(text: str, limit: int = MAX_PIECE_CHARS) -> Iterator[str]:
+    """Yield ``text`` in pieces of at most ``limit`` characters, cut after a
+    sentence end or a space when there is one, so no word is split."""
+    while len(text) > limit:
+        window = text[:limit]
+        cut = 0
+        for pattern in _BREAKS:
+            ends = [match.end() for match in pattern.finditer(window)]
+            if ends and ends[-1] > limit // 2:
+                cut = ends[-1]
+                break
+        cut = cut or limit
+        yield text[:cut]
+        text = text[cut:]
+    if text:
+        yield text
+
+
+def speak(sinks: List[Any], texts: Iterable[str], *, flush_each: bool, progress: Progress) -> int:
     """Send every text to every sink's session, then finish and wait for all of them.
 
     Blocks until all audio is written and heard. ``texts`` may block (stdin).
+    Text of any length is sent in pieces within the server's limits (see
+    the module doc); sending pauses while the server is far behind.
+
+    Returns:
+        The number of characters sent.
 
     Raises:
         LmntError: a session failed (the first error met).
     """
+    sent = unconfirmed = 0
     for text in texts:
-        for sink in sinks:
-            sink.conn.append_text(text)
-            if flush_each:
+        for piece in text_pieces(text):
+            unconfirmed += len(piece)
+            full = unconfirmed >= MAX_UNCONFIRMED_CHARS
+            for sink in sinks:
+                sink.conn.append_text(piece)
+                if full:  # wait until it is spoken, so the server's buffer never overflows
+                    sink.conn.flush(wait=True, timeout=None)
+            unconfirmed = 0 if full else unconfirmed
+        if flush_each:
+            for sink in sinks:
                 sink.conn.flush()
+        sent += len(text)
         progress.sent(text)
     for sink in sinks:
         sink.conn.finish()
     for sink in sinks:
         sink.wait()
+    return sent
 
 
 def open_sinks(speech: Any, voice: str, *, output: Optional[str], fmt: Optional[str], play: bool,
@@ -162,16 +223,13 @@ def open_sinks(speech: Any, voice: str, *, output: Optional[str], fmt: Optional[
 
     Raises:
         ConfigurationError: the file's format cannot be told, or is invalid.
+        MissingDependencyError: --play with a compressed file and no PyAV.
         OSError: the file cannot be created.
         LmntError: a session or the audio device could not be opened.
     """
     file_format = output_format(output, fmt) if output is not None else None  # fails before connecting
     if play and output is not None and file_format is not None:
-        try:
-            return [PlayFileSink(speech, voice, output, *file_format, sample_rate, language, progress)]
-        except ImportError:
-            print(f"lmnt-sync: without PyAV (the [server] extra), --play with -o {output} opens a second "
-                  "session, so the text is synthesized twice", file=sys.stderr)
+        return [PlayFileSink(speech, voice, output, *file_format, sample_rate, language, progress)]
     sinks: List[Any] = []
     try:
         if play:

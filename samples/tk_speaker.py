@@ -1,7 +1,8 @@
 """A Tk window with Speak and Stop: Stop interrupts mid-sentence (barge-in).
 
 Word captions reach the window through lmnt_sync.callbacks.tk_executor, so the
-player's thread never touches Tk. --demo clicks Speak, then Stop, then quits.
+player's thread never touches Tk. --demo clicks Speak, then Stop once the
+third word is heard (so there is always speech to stop), then quits.
 Needs the [play] extra and a display.
 
     python samples/tk_speaker.py [--demo]
@@ -25,8 +26,16 @@ def main(argv=None):
     caption = tk.Label(root, text="", font=("TkDefaultFont", 16))
     speech = Speech(local=not os.environ.get("LMNT_API_KEY"))
     conn = speech.synthesize_streaming("lily", format="pcm_s16le", sample_rate=24000, return_extras=True)
-    player = Player(24000, on_word=lambda w: caption.config(text=w["text"]),
-                    callback_executor=tk_executor(root))
+    heard = []
+
+    def show(word):  # runs on the Tk thread (tk_executor)
+        caption.config(text=word["text"])
+        heard.append(word["text"])
+        if demo and len(heard) == 3:
+            stop_button.invoke()
+            root.after_idle(root.destroy)
+
+    player = Player(24000, on_word=show, callback_executor=tk_executor(root))
     player.play(conn)
 
     def speak():
@@ -43,9 +52,7 @@ def main(argv=None):
     for widget in (entry, speak_button, stop_button, caption):
         widget.pack(padx=8, pady=4)
     if demo:
-        root.after(300, speak_button.invoke)
-        root.after(1500, stop_button.invoke)
-        root.after(2000, root.destroy)
+        root.after_idle(speak_button.invoke)
     try:
         root.mainloop()
     finally:

@@ -48,60 +48,77 @@ def test_plays_every_received_byte_in_about_real_time(speech, audio_out):
     assert elapsed >= 0.8 * duration, f"{duration:.2f} s of audio played in {elapsed:.2f} s"
 
 
+def audio_position(seconds):
+    """Byte offset of ``seconds`` into the speech, less one sample for the rounding of timings."""
+    return round(seconds * RATE) * 2 - 2
+
+
+def device_bytes(audio_out):
+    """Bytes written to the device so far (the recording's size)."""
+    return audio_out.path.stat().st_size if audio_out.path.exists() else 0
+
+
 def test_words_fire_in_order_when_heard(speech, audio_out):
-    """on_word gets each word in order, at about its start time after the first word."""
+    """on_word gets each word in order, never before its audio has reached the device.
+
+    Measured in bytes of the recording, not in seconds, so a busy machine cannot fail it; how
+    close to the sound a word fires is a latency figure for the benchmarks.
+    """
     heard = []
     with pcm_session(speech, return_extras=True) as conn, \
-            Player(RATE, on_word=lambda w: heard.append((time.monotonic(), w))) as player:
+            Player(RATE, on_word=lambda w: heard.append((device_bytes(audio_out), w))) as player:
         player.play(conn)
         conn.append_text(TEXT)
         conn.finish()
         player.wait(timeout=30)
     assert [w["text"] for _, w in heard] == TEXT.split()
-    first_time, first = heard[0]
-    for when, word in heard:
-        late = (when - first_time) - (word["start"] - first["start"])
-        assert abs(late) < 0.15, f"{word['text']!r} fired {late:+.3f} s off its timing"
+    for reached, word in heard:  # the speech starts at the device's first byte (no lead-in)
+        assert reached >= audio_position(word["start"]), f"{word['text']!r} fired before its audio"
 
 
 def test_words_of_each_flush_follow_the_previous_flush(speech, audio_out):
-    """Timings restart at each flush; the player still fires every word in spoken order."""
+    """Timings restart at each flush; the player still fires every word in spoken order, each
+    once its audio (placed after the previous flush's audio) has reached the device."""
     heard = []
     with pcm_session(speech, return_extras=True) as conn, \
-            Player(RATE, on_word=lambda w: heard.append((time.monotonic(), w["text"]))) as player:
+            Player(RATE, on_word=lambda w: heard.append((device_bytes(audio_out), w))) as player:
         player.play(conn)
         conn.append_text("One two three. ")
         conn.flush()
         conn.append_text("Four five.")
         conn.finish()
         player.wait(timeout=30)
-    assert [text for _, text in heard] == ["One", "two", "three.", "Four", "five."]
-    gaps = [b[0] - a[0] for a, b in zip(heard, heard[1:])]
-    assert min(gaps) > 0.1, f"words fired too close together: {gaps}"
+    assert [w["text"] for _, w in heard] == ["One", "two", "three.", "Four", "five."]
+    assert heard[3][1]["start"] < heard[2][1]["start"]  # the timings restarted at the flush
+    # The synthetic engine's first turn: a burst of 60 ms + 40 ms per character and a 50 ms gap per word.
+    turn_one = sum(int((0.060 + 0.040 * len(word)) * RATE) + int(0.050 * RATE) for word in "One two three.".split())
+    for index, (reached, word) in enumerate(heard):
+        # Silence the player inserts between the turns only moves the second turn later.
+        offset = 2 * turn_one if index >= 3 else 0
+        assert reached >= offset + audio_position(word["start"]), f"{word['text']!r} fired before its audio"
 
 
 def test_interrupt_silences_drops_and_resets_the_session(speech, audio_out):
-    """interrupt() stops the sound at once, drops queued audio, and the session speaks on after it."""
+    """interrupt() stops the sound, drops queued audio, and the session speaks on after it (how
+    fast it silences the device is a latency figure for the benchmarks, not checked here)."""
     with pcm_session(speech) as conn, Player(RATE) as player:
         player.play(conn)
         conn.append_text(TEXT * 4)
         conn.flush()
         assert wait_until(lambda: len(audio_out.played()) > 0.5 * BYTES_PER_SECOND, timeout=10)
-        before = len(audio_out.played())
-        started = time.monotonic()
         player.interrupt()
-        took = time.monotonic() - started
-        time.sleep(0.3)
-        after_interrupt = len(audio_out.played())
+        after_interrupt = device_bytes(audio_out)
         conn.append_text("Done.")
         conn.flush(wait=True, timeout=10)
         player.wait_idle(timeout=10)
-        final = len(audio_out.played())
+        final = audio_out.played()
         conn.finish()  # the session has ended, so leaving the block's wait() returns
-    assert took < 0.1, f"interrupt() took {took:.3f} s"
-    assert after_interrupt - before < 0.1 * BYTES_PER_SECOND, "audio kept playing after interrupt()"
-    assert final - after_interrupt > 0.2 * BYTES_PER_SECOND, "speech after the interrupt was not played"
-    assert final < 4 * BYTES_PER_SECOND, "the interrupted text was played anyway"
+    # After interrupt() returned, the device got only the new sentence (one 260 ms burst) and
+    # silence: nothing of the interrupted text, however slow the machine.
+    spoken_after = final[after_interrupt:].strip(b"\x00")
+    assert 0.2 * BYTES_PER_SECOND < len(spoken_after) < 0.4 * BYTES_PER_SECOND, \
+        f"{len(spoken_after) / BYTES_PER_SECOND:.2f} s of speech after interrupt()"
+    assert len(final) < 4 * BYTES_PER_SECOND, "the interrupted text was played anyway"
 
 
 def test_interrupt_abandons_a_plain_iterable(audio_out):
@@ -124,9 +141,14 @@ def test_underrun_plays_silence_not_garbage(audio_out):
     """A source that stalls longer than the pre-roll leaves zeros between its chunks, nothing else."""
     first, second = b"\x11\x22" * (RATE // 4), b"\x33\x44" * (RATE // 4)
 
+    def silence_after_first():
+        played = audio_out.played()
+        at = played.find(first)
+        return at >= 0 and len(played) > at + len(first)  # the player has noticed the stall
+
     def slow():
         yield first
-        time.sleep(0.6)
+        assert wait_until(silence_after_first, timeout=30), "the player did not fill the gap with silence"
         yield second
 
     with Player(RATE, preroll=0.1) as player:
@@ -226,18 +248,54 @@ def test_wait_returns_after_the_whole_tail_is_heard(pulse_sink, audio_out):
     body, tail = square(0.5, 8000), square(0.02, 5000)  # the last 20 ms stand out by their amplitude
     recorder = subprocess.Popen(["parec", "--device=out.monitor", "--raw", "--format=s16le", f"--rate={RATE}",
                                  "--channels=1", "--latency-msec=5"], stdout=subprocess.PIPE, env=pulse_sink.env())
+    recorded = bytearray()
+
+    def record():
+        for chunk in iter(lambda: recorder.stdout.read1(4096), b""):
+            recorded.extend(chunk)
+
+    reader = threading.Thread(target=record)
+    reader.start()
     try:
-        time.sleep(0.3)  # the recording is running before the sound starts
+        assert wait_until(lambda: len(recorded) > 0, timeout=30), "parec recorded nothing"
         with Player(RATE) as player:
             player.play([body.tobytes() + tail.tobytes()])
             player.wait(10)
-        time.sleep(0.3)  # anything played after wait() would be recorded too
+        after_wait = len(recorded)
+        # Anything played after wait() returned would be in the next 300 ms of the monitor.
+        assert wait_until(lambda: len(recorded) > after_wait + 0.3 * BYTES_PER_SECOND, timeout=30)
     finally:
         recorder.terminate()
-        raw = recorder.communicate(timeout=10)[0]
+        recorder.wait(10)
+        reader.join(10)
+    raw = bytes(recorded)
     heard = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
     loud = np.flatnonzero(np.abs(heard) == 8000)
     quiet = np.flatnonzero(np.abs(heard) == 5000)
     assert len(loud) > 0.9 * len(body), "the sound was not played"
     assert len(quiet) == len(tail) and quiet[0] > loud[-1], (
         f"heard {len(quiet) / RATE * 1000:.1f} ms of the sound's last {len(tail) / RATE * 1000:.0f} ms")
+
+
+PLAY_A_TONE = """
+import math, struct
+from lmnt_sync import Player
+tone = b"".join(struct.pack("<h", int(8000 * math.sin(i / 10))) for i in range(12000))
+with Player(24000) as player:
+    player.write(tone)
+    player.wait()
+print("played")
+"""
+
+
+def test_a_player_outside_the_cli_prints_nothing(audio_out):
+    """Opening the device in a plain script prints none of ALSA's or JACK's probing noise: the
+    Player itself silences the C libraries while PortAudio starts."""
+    import os
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", PLAY_A_TONE], env=dict(os.environ, **audio_out.env),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "played\n", done.stderr
+    assert done.stderr == ""
+    assert len(audio_out.played().strip(b"\x00")) > 12000

@@ -12,12 +12,40 @@ Public API:
   ``lmnt-sync serve``);
 * :class:`Limits` -- resource limits.
 
-Requires the ``[server]`` extra (aiohttp, av, numpy and the engines).
+Requires the ``[server]`` extra (aiohttp, av, numpy, soxr and the engines).
+The names above are imported on first use, so that without the extra they
+raise :class:`lmnt_sync.MissingDependencyError` naming it, instead of a bare
+``No module named 'numpy'``.
 """
 from __future__ import annotations
 
-from .cli import main
-from .local import LocalServer
-from .state import DEFAULT_MAX_SESSIONS, Limits
+import importlib
+from typing import Any
+
+from ..errors import MissingDependencyError
 
 __all__ = ["LocalServer", "Limits", "DEFAULT_MAX_SESSIONS", "main"]
+
+_HOMES = {"LocalServer": "local", "Limits": "state", "DEFAULT_MAX_SESSIONS": "state", "main": "cli"}
+#: the third-party packages the server itself imports (the engines' are optional, per engine)
+DEPENDENCIES = ("aiohttp", "av", "numpy", "soxr")
+INSTALL_HINT = "the local server needs the [server] extra: pip install 'lmnt-sync[server]'"
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (PEP 562).
+
+    Raises:
+        MissingDependencyError: a package of the ``[server]`` extra is missing.
+    """
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        module = importlib.import_module(f".{_HOMES[name]}", __name__)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in DEPENDENCIES:
+            raise
+        raise MissingDependencyError(f"{INSTALL_HINT} ({exc.name} is not installed)") from exc
+    value = getattr(module, name)
+    globals()[name] = value
+    return value

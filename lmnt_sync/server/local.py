@@ -16,16 +16,24 @@ when it has a voice of the right gender). With a real engine, the voices of
 the other installed real engines are offered too, so the list holds several
 local voices even though each real engine ships one; the synthetic engine
 serves alone, which keeps tests deterministic and model-free.
+
+A server still running when the interpreter exits is stopped by an
+``atexit`` hook: its threads are daemons, and the interpreter must not
+tear down a native library (onnxruntime) while a worker is still inside
+it loading a model, which aborts the process ("terminate called without an
+active exception", status 134) and loses the script's own exit status.
 """
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import secrets
 import shutil
 import tempfile
 import threading
+import weakref
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -44,6 +52,16 @@ __all__ = ["LocalServer", "worker_count", "load_engines", "get_engine_or_none"]
 
 log = logging.getLogger("lmnt_sync.server")
 _TEST_ENGINE = "synthetic"
+
+
+_running: "weakref.WeakSet[LocalServer]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running_servers() -> None:
+    """Stop every server still running at interpreter exit (see the module doc)."""
+    for server in list(_running):
+        server.stop()
 
 
 def worker_count() -> int:
@@ -193,6 +211,7 @@ class LocalServer:
             self._error = None
             self._thread = threading.Thread(target=self._run, name="lmnt-sync-server", daemon=True)
             self._thread.start()
+            _running.add(self)
         if not self._ready.wait(timeout):
             self.stop()
             raise TimeoutError(f"local server did not start within {timeout:g} s")
@@ -220,6 +239,7 @@ class LocalServer:
                 log.warning("local server thread did not stop within %g s", timeout)
             self._thread = None
             self._stop_serving = None
+            _running.discard(self)
             if self._temp_dir and self._data_dir is not None:
                 shutil.rmtree(self._data_dir, ignore_errors=True)
                 self._data_dir = None
