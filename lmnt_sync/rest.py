@@ -16,13 +16,13 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from . import __version__
+from . import __version__, spec
 from .errors import APIConnectionError, ConfigurationError, status_error_class
 from .errors import TimeoutError as LmntTimeoutError
 
 __all__ = ["RestClient", "FileSpec"]
 
-API_VERSION = "1.2"
+API_VERSION = spec.API_VERSION
 RETRY_STATUSES = (408, 409, 429, 500, 502, 503, 504)
 # A file to upload: a path, or (filename, bytes or binary file object).
 FileSpec = Union[str, "os.PathLike[str]", Tuple[str, Union[bytes, BinaryIO]]]
