@@ -16,3 +16,15 @@ if ! .venv-legacy/bin/python -c 'import lmnt.api' >/dev/null 2>&1; then
   python -m venv .venv-legacy
   .venv-legacy/bin/python -m pip install -q 'lmnt==1.1.4'
 fi
+# Browser tests (tests/test_browser_player.py): Debian's Chromium, driven headless by npm's
+# playwright-core (pinned by tests/browser/package-lock.json; it downloads no browser).
+# The Qt sample test: the libraries PySide6's offscreen platform loads.
+UI_PACKAGES="chromium libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3"
+command -v npm >/dev/null || UI_PACKAGES="$UI_PACKAGES nodejs npm"
+if ! dpkg -s $UI_PACKAGES >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq $UI_PACKAGES >/dev/null
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && npm ci --silent --no-audit --no-fund)
+fi

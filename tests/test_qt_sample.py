@@ -75,7 +75,8 @@ def test_qt_executor_logs_a_failing_call_and_goes_on(app, caplog):
 
 def test_qt_executor_needs_an_application():
     """Without a QApplication the executor cannot know the GUI thread: a clear error (in a fresh process)."""
-    code = "from lmnt_sync.qt import qt_executor\ntry:\n    qt_executor()\nexcept Exception as e:\n    print(type(e).__name__, e)"
+    code = ("from lmnt_sync.qt import qt_executor\n"
+            "try:\n    qt_executor()\nexcept Exception as e:\n    print(type(e).__name__, e)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.startswith(ConfigurationError.__name__) and "QApplication" in done.stdout, done.stderr
 
