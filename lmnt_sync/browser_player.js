@@ -59,7 +59,7 @@ class Engine {
     this.stats = {
       received: 0, expected: 0, crc: 0, inOrder: true, maxChunk: 0, heardFrame: 0, acked: 0, maxBufferedBytes: 0, underruns: 0,
       state: "waiting", ended: null, verified: null, highlighted: [], stops: 0, stoppedAt: null,
-      soundAfterStop: 0, soundWhilePlaying: 0, firstAudio: null, lastHeard: null,
+      soundAfterStop: 0, soundWhilePlaying: 0, heardAtStop: null, firstAudio: null, lastHeard: null,
     };
     this.onMessage = (msg, buffers) => this.handle(msg, buffers);
     model.on("msg:custom", this.onMessage);
@@ -84,11 +84,12 @@ class Engine {
       this.schedule();
     } else if (msg.type === "words") {
       for (const w of msg.words) {
-        const word = { text: w.text, at: w.at, heardAt: null, dropped: false };
+        const word = { text: w.text, at: w.at, heardAt: null, dropped: false, arrivedAt: this.stats.heardFrame };
         this.words.push(word);
         this.allWords.push(word);
       }
     } else if (msg.type === "stopped") {
+      if (!this.discarding) this.silence(); // the kernel stopped it (player.stop())
       this.discarding = false;
       s.expected = s.acked = msg.offset; // audio resumes there; what came before is void
       const from = msg.offset / this.frameBytes;
@@ -168,7 +169,7 @@ class Engine {
     while (this.words.length && this.words[0].at <= s.heardFrame) {
       const w = this.words.shift();
       w.heardAt = s.heardFrame;
-      s.highlighted.push({ text: w.text, at: w.at, heardAt: s.heardFrame });
+      s.highlighted.push({ text: w.text, at: w.at, heardAt: s.heardFrame, arrivedAt: w.arrivedAt });
     }
     this.measure(now);
     if (ackTo > s.acked) {
@@ -193,7 +194,15 @@ class Engine {
   }
 
   stop() {
-    // Barge-in: silence now, drop what is queued, tell the kernel (which resets the session).
+    // Barge-in from the page: silence now, and tell the kernel (which resets the session).
+    this.silence();
+    this.model.send({ type: "stop" });
+    this.render();
+  }
+
+  silence() {
+    // Stop every scheduled sound and drop what is queued; audio still in flight is dropped
+    // until the kernel's "stopped" says where the stream resumes.
     const s = this.stats;
     for (const c of this.scheduled) {
       try { c.node.stop(); } catch (e) { /* already ended */ }
@@ -207,10 +216,9 @@ class Engine {
     this.words = [];
     s.stops += 1;
     s.stoppedAt = this.ctx.currentTime;
+    s.heardAtStop = s.heardFrame;
     s.state = "stopped";
     s.acked = s.expected;
-    this.model.send({ type: "stop" });
-    this.render();
   }
 
   render() {

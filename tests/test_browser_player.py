@@ -25,6 +25,8 @@ WINDOW = 2.0  # the player's back-pressure window, seconds
 TEXT1 = "The browser plays every word of this sentence while the kernel stays free for more work."
 TEXT2 = ("This second sentence is long on purpose, so that the Stop button can cut it short well "
          "before its end, and the server is told to drop the rest of the text it still holds.")
+TEXT3 = ("A third sentence, stopped from the kernel with player.stop() while the page is speaking it, "
+         "which must silence the page just as the button does and reset the session as well.")
 
 CELLS = [
     f"""import json, os, time
@@ -41,7 +43,12 @@ print("started")""",
     """player2.wait(timeout=120)
 print("STOPPED " + json.dumps({"bytes": player2.sent_bytes, "crc32": player2.sent_crc32, "stops": player2.stops,
                               "page": player2.page_report}))""",
-    """player.close(); player2.close(); speech.close()
+    f"""player3 = speak_in_browser(speech, {TEXT3!r}, "synth", window={WINDOW})
+print("started")""",
+    """player3.stop()  # from the kernel this time
+player3.wait(timeout=120)
+print("KSTOP " + json.dumps({"bytes": player3.sent_bytes, "crc32": player3.sent_crc32, "stops": player3.stops}))""",
+    """player.close(); player2.close(); player3.close(); speech.close()
 print("closed")""",
 ]
 
@@ -139,22 +146,34 @@ def test_notebook_cell_plays_in_the_page_highlights_words_and_stop_resets(lab, s
     wall = (first["lastHeard"]["wall"] - first["firstAudio"]["wall"]) / 1000
     assert audio > 2.0 and 0.75 < audio / wall < 1.33, f"{audio:.2f} s of audio clock in {wall:.2f} s"
 
-    # Words lit up in spoken order, each once its first frame had been heard, and not long after.
+    # Words lit up in spoken order, each once its first frame had been heard: their timings reached
+    # the page before the words were heard, and the page lit them on its next ticks (the median lag
+    # is checked, as one late timer on a loaded machine says nothing about the player).
     words = first["highlighted"]
     assert [w["text"] for w in words] == TEXT1.split()
-    assert all(w["heardAt"] >= w["at"] for w in words)
+    assert all(w["arrivedAt"] <= w["at"] <= w["heardAt"] for w in words), words
     assert [w["at"] for w in words] == sorted(w["at"] for w in words)
-    assert max(w["heardAt"] - w["at"] for w in words) < 0.5 * RATE
+    lags = sorted(w["heardAt"] - w["at"] for w in words)
+    assert lags[len(lags) // 2] < 0.25 * RATE, f"highlight lags (frames): {lags}"
 
     # Stop: silence at once and for good, and the server was told to drop the rest.
     stop, second, kernel2 = report["atStop"], report["player2"], report["kernel2"]
     assert stop["stops"] == 1 and stop["stoppedAt"] is not None and kernel2["stops"] == 1
     assert second["soundAfterStop"] == 0
-    assert second["heardFrame"] == stop["heardFrame"]
+    assert second["heardFrame"] == stop["heardFrame"] == second["heardAtStop"]
     assert len(second["highlighted"]) == len(stop["highlighted"]) < len(TEXT2.split())
     assert second["received"] == kernel2["bytes"] and second["crc"] == kernel2["crc32"] and second["verified"]
     whole = len(speech.synthesize(TEXT2, "synth", format="pcm_s16le", sample_rate=RATE))
     assert kernel2["bytes"] < whole / 2, "the stopped session kept sending"
     sessions = [frames for frames in server.client_frames()
                 if any(frame.get("text") == TEXT2 for frame in frames if isinstance(frame, dict))]
+    assert len(sessions) == 1 and any(frame.get("type") == "reset" for frame in sessions[0])
+
+    # player.stop() in the kernel: the page falls silent the same way, and the session is reset.
+    third, kernel3 = report["player3"], report["kernel3"]
+    assert third["stops"] == 1 and kernel3["stops"] == 1 and third["soundAfterStop"] == 0
+    assert third["heardFrame"] == third["heardAtStop"] < kernel3["bytes"] // 2
+    assert third["received"] == kernel3["bytes"] and third["crc"] == kernel3["crc32"] and third["verified"]
+    sessions = [frames for frames in server.client_frames()
+                if any(frame.get("text") == TEXT3 for frame in frames if isinstance(frame, dict))]
     assert len(sessions) == 1 and any(frame.get("type") == "reset" for frame in sessions[0])

@@ -3,7 +3,7 @@
 // usage: node drive_player.js CONFIG.json
 // CONFIG: {url, userDataDir, screenshots: {playing, stopped}}; url opens the test notebook.
 // The notebook's cells: 0 starts player 1, 1 waits for it, 2 starts player 2, 3 waits for it,
-// 4 closes both.
+// 4 starts player 3, 5 stops it from the kernel and waits, 6 closes all three.
 // Every step waits on a condition in the page (Playwright waits), never on a fixed delay.
 // Prints one JSON object with what the page and the kernel reported; the test asserts on it.
 const fs = require("fs");
@@ -61,7 +61,7 @@ async function waitFor(page, index, predicate, arg) {
   try {
     page.on("console", (m) => { if (m.type() === "error") console.error("page:", m.text()); });
     await page.goto(config.url);
-    await page.locator(".jp-Notebook .jp-Cell").nth(4).waitFor({ timeout: STEP_MS });
+    await page.locator(".jp-Notebook .jp-Cell").nth(6).waitFor({ timeout: STEP_MS });
     // Keys pressed before the kernel is up are lost: wait for the status bar to show it idle.
     await page.locator(".jp-StatusBar-TextItem", { hasText: "| Idle" }).first().waitFor({ timeout: STEP_MS });
 
@@ -89,8 +89,18 @@ async function waitFor(page, index, predicate, arg) {
     await waitFor(page, 1, "return s.state === 'ended'");
     result.player2 = await stats(page, 1);
     await page.locator(".lmnt-player").nth(1).screenshot({ path: config.screenshots.stopped });
+
+    // Player 3: stopped by player.stop() in the kernel once two words have been heard.
     await runCell(page, 4);
-    await cellOutput(page, 4, "closed");
+    await cellOutput(page, 4, "started");
+    await waitFor(page, 2, "return s.highlighted.length >= 2");
+    await runCell(page, 5);
+    result.kernel3 = kernelReport(await cellOutput(page, 5, "KSTOP "), "KSTOP ");
+    await waitFor(page, 2, "return s.state === 'ended'");
+    result.player3 = await stats(page, 2);
+
+    await runCell(page, 6);
+    await cellOutput(page, 6, "closed");
   } catch (err) {
     // What the page showed when a step failed, for the test's report.
     await page.screenshot({ path: config.screenshots.failure, fullPage: true }).catch(() => {});
