@@ -130,7 +130,7 @@ class BrowserPlayer(anywidget.AnyWidget):
         self._error: Optional[BaseException] = None
         self.stops = 0  # Stop presses handled (button or stop())
         self.on_msg(self._on_page_message)
-        _answer_off_main_thread(self.comm)
+        self._routed = _answer_off_main_thread(self.comm)
 
     # -- what the kernel sent ------------------------------------------------
 
@@ -189,17 +189,21 @@ class BrowserPlayer(anywidget.AnyWidget):
         """Block until the page reports it has played the source's last sample.
 
         Inside a notebook cell this works because the page's messages are
-        handled on a kernel subshell's thread, not the (busy) main one; on a
-        kernel without subshells (ipykernel < 7) they wait for the cell to
-        end, so call ``wait()`` there only once the window covers the rest.
+        handled on a kernel subshell's thread, not the (busy) main one.
 
         Raises:
             TimeoutError: not done within ``timeout`` seconds.
             LmntError: the session failed (the error it raised).
-            ConfigurationError: nothing was played.
+            ConfigurationError: nothing was played, or called in a cell of a
+                kernel without subshells (ipykernel < 7), where the page's
+                reply could only arrive after the cell.
         """
         if not self._threads:
             raise ConfigurationError("wait() before play(): nothing is playing")
+        if not self._routed and _on_kernel_main_thread():
+            # The page's "done" would queue behind this very cell: waiting could only time out.
+            raise ConfigurationError("wait() inside a cell needs a kernel with subshells (ipykernel>=7); "
+                                     "here the page's messages are read only between cells")
         deadline = Deadline(timeout)
 
         def finished() -> bool:
@@ -215,6 +219,8 @@ class BrowserPlayer(anywidget.AnyWidget):
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop feeding and close the widget; joins its threads (at most ``timeout`` s each). Idempotent."""
+        if not hasattr(self, "_cond"):  # __init__ rejected its arguments; ipywidgets' __del__ still calls us
+            return
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -441,7 +447,7 @@ _subshell: Dict[Any, str] = {}  # kernel -> the subshell that handles every play
 _subshell_lock = threading.Lock()
 
 
-def _answer_off_main_thread(comm: Any) -> None:
+def _answer_off_main_thread(comm: Any) -> bool:
     """Have the kernel handle this comm's messages on a subshell thread of its own.
 
     A cell blocked in ``wait()`` (or in any long computation) holds the
@@ -451,12 +457,13 @@ def _answer_off_main_thread(comm: Any) -> None:
     each a thread with its own loop, and routes a comm's messages to the
     subshell its ``_reply_subshell_for`` names. One subshell per kernel is
     created (on ipykernel's shell-channel thread, where subshells are made)
-    and kept for the kernel's life. Without subshells this does nothing.
+    and kept for the kernel's life. Returns False (and does nothing)
+    without subshells.
     """
     kernel = getattr(comm, "kernel", None)
     channel = getattr(kernel, "shell_channel_thread", None)
     if channel is None or not hasattr(comm, "_reply_subshell_for"):
-        return
+        return False
     with _subshell_lock:
         if kernel not in _subshell:
             made: Dict[str, str] = {}
@@ -470,10 +477,23 @@ def _answer_off_main_thread(comm: Any) -> None:
 
             channel.io_loop.add_callback(create)
             if not ready.wait(10) or "id" not in made:
-                return
+                return False
             _subshell[kernel] = made["id"]
         subshell_id = _subshell[kernel]
     comm._reply_subshell_for = lambda _data, _default: subshell_id
+    return True
+
+
+def _on_kernel_main_thread() -> bool:
+    """True on the main thread of an IPython kernel (which runs the cells)."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return getattr(shell, "kernel", None) is not None
 
 
 def _min_wait(deadline: Deadline, step: float) -> float:

@@ -18,6 +18,9 @@ import nbformat
 import pytest
 import requests
 
+from lmnt_sync import ConfigurationError
+from lmnt_sync.browser_player import BrowserPlayer
+
 ROOT = Path(__file__).resolve().parent.parent
 BROWSER = ROOT / "tests" / "browser"
 RATE = 24000
@@ -29,12 +32,12 @@ TEXT3 = ("A third sentence, stopped from the kernel with player.stop() while the
          "which must silence the page just as the button does and reset the session as well.")
 
 CELLS = [
-    f"""import json, os, time
+    f"""import json, os
 from lmnt_sync import Speech
 from lmnt_sync.browser_player import speak_in_browser
+from lmnt_sync.notebook import play_in_browser
 speech = Speech(api_key=os.environ["LMNT_API_KEY"], base_url=os.environ["LMNT_BASE_URL"])
-start = time.monotonic()
-player = speak_in_browser(speech, {TEXT1!r}, "synth", window={WINDOW})
+player = play_in_browser(speech, {TEXT1!r}, "synth", window={WINDOW})
 print("returned")""",
     """player.wait(timeout=120)
 print("KERNEL " + json.dumps({"bytes": player.sent_bytes, "crc32": player.sent_crc32, "page": player.page_report}))""",
@@ -177,3 +180,23 @@ def test_notebook_cell_plays_in_the_page_highlights_words_and_stop_resets(lab, s
     sessions = [frames for frames in server.client_frames()
                 if any(frame.get("text") == TEXT3 for frame in frames if isinstance(frame, dict))]
     assert len(sessions) == 1 and any(frame.get("type") == "reset" for frame in sessions[0])
+
+
+@pytest.mark.parametrize("options, named", [
+    ({"sample_rate": 1000}, "sample_rate"),
+    ({"sample_format": "mp3"}, "sample_format"),
+    ({"preroll": 3.0, "window": 2.0}, "preroll"),
+    ({"read_ahead": 0}, "read_ahead"),
+])
+def test_bad_options_are_named(options, named):
+    with pytest.raises(ConfigurationError, match=named):
+        BrowserPlayer(**options)
+
+
+def test_wait_before_play_is_an_error():
+    player = BrowserPlayer()
+    try:
+        with pytest.raises(ConfigurationError, match="before play"):
+            player.wait(timeout=1)
+    finally:
+        player.close()
