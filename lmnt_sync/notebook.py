@@ -1,5 +1,9 @@
 """Jupyter helpers: speech as a playable audio element, and live playback that leaves the kernel free.
 
+``play_in_browser`` plays in the notebook's page (no sound device needed
+where the kernel runs: JupyterHub, remote servers, containers);
+``play_live`` plays through the speakers of the kernel's machine.
+
 ::
 
     from lmnt_sync import Speech
@@ -8,6 +12,7 @@
     speech = Speech(local=True)
     synthesize_clip(speech, "Hello from a notebook.", "lily")   # last line of a cell: an <audio> player
     player = play_live(speech, "This plays while the next cell runs.", "lily")
+    player = play_in_browser(speech, "This plays in your browser.", "lily")
 
 Everything here blocks like the rest of lmnt_sync (threads, no event loop),
 so it runs in a notebook cell without touching the kernel's asyncio loop.
@@ -24,7 +29,7 @@ from typing import Any, Callable, Dict, Iterable, Optional
 
 from .errors import ConfigurationError, MissingDependencyError
 
-__all__ = ["AudioClip", "collect_clip", "synthesize_clip", "show", "play_live", "pcm_to_wav"]
+__all__ = ["AudioClip", "collect_clip", "synthesize_clip", "show", "play_live", "play_in_browser", "pcm_to_wav"]
 
 _MIME = {"mp3": "audio/mpeg", "wav": "audio/wav", "webm": "audio/webm", "ulaw": "audio/wav"}
 
@@ -153,3 +158,21 @@ def play_live(speech: Any, text: Any, voice: str, *, sample_rate: int = 24000,
             conn.close()
         raise
     return player
+
+
+def play_in_browser(speech: Any, text: Any, voice: str, **options: Any) -> Any:
+    """Speak ``text`` in the notebook's page; display the player widget and return it at once.
+
+    The widget (``lmnt_sync.browser_player.BrowserPlayer``) plays the audio
+    as it arrives, highlights each word as it is heard and has a Stop
+    button; ``player.wait()`` blocks until the page has played it all.
+    ``options`` go to ``browser_player.speak_in_browser`` (``sample_rate``,
+    ``window``, ``read_ahead``, ``preroll``, ``display``).
+
+    Raises:
+        MissingDependencyError: anywidget (the ``[notebook]`` extra) is not installed.
+        LmntError: the session could not be opened.
+    """
+    from .browser_player import speak_in_browser
+
+    return speak_in_browser(speech, text, voice, **options)

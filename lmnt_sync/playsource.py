@@ -6,11 +6,13 @@ session and the player stays protocol-agnostic.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional
+import time
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ConnectionClosedOK
+from .errors import TimeoutError as LmntTimeoutError
 
-__all__ = ["Chunk", "parse_item", "is_connection"]
+__all__ = ["Chunk", "parse_item", "is_connection", "session_messages"]
 
 
 class Chunk(NamedTuple):
@@ -51,3 +53,21 @@ def parse_item(item: Any) -> Chunk:
 def is_connection(source: Any) -> bool:
     """Return True for a StreamingConnection-like source (``recv(timeout)`` and ``reset()``)."""
     return callable(getattr(source, "recv", None)) and callable(getattr(source, "reset", None))
+
+
+def session_messages(conn: Any, poll: float, stopping: Callable[[], bool]) -> Iterator[Tuple[Any, float]]:
+    """Yield ``(message, monotonic time it was returned)`` from a session until it ends.
+
+    Reads with ``recv(poll)`` so ``stopping()`` is checked at least every
+    ``poll`` seconds; ends quietly when the session closes normally or
+    ``stopping()`` turns true. The time lets a player drop what was
+    returned before a reset it sent. Raises what ``recv`` raises otherwise.
+    """
+    while not stopping():
+        try:
+            message = conn.recv(poll)
+        except LmntTimeoutError:
+            continue
+        except ConnectionClosedOK:
+            return
+        yield message, time.monotonic()

@@ -79,6 +79,16 @@ class WordSchedule:
         del self._pending[:cut]
         return words
 
+    def take_all(self) -> List[Tuple[int, Word]]:
+        """Remove and return every pending word with its source position, in order.
+
+        For players that schedule words elsewhere (the browser player sends
+        the positions to the page, which times them against its own clock).
+        """
+        placed = [(position, word) for position, _, word in self._pending]
+        self._pending.clear()
+        return placed
+
     def clear(self, position: int) -> None:
         """Forget every pending word and restart at ``position`` (interrupt)."""
         self._pending.clear()

@@ -49,4 +49,14 @@ if [ "$EXTRA" = test ] && ! .venv-legacy/bin/python -c 'import lmnt.api' >/dev/n
   new_venv .venv-legacy
   .venv-legacy/bin/python -m pip install -q --disable-pip-version-check 'lmnt==1.1.4'
 fi
-bash tests/bootstrap_clients.sh  # third-party LMNT clients for tests/test_clients_*.py
+if [ "$EXTRA" = test ]; then
+  # Browser tests (tests/test_browser_player.py): Debian's Chromium, driven headless by npm's
+  # playwright-core (pinned by tests/browser/package-lock.json; it downloads no browser).
+  # The Qt sample test: the libraries PySide6's offscreen platform loads.
+  apt_install chromium libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3
+  command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    (cd tests/browser && npm ci --silent --no-audit --no-fund)
+  fi
+  bash tests/bootstrap_clients.sh  # third-party LMNT clients for tests/test_clients_*.py
+fi

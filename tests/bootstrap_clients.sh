@@ -10,7 +10,7 @@ client_venv() {  # client_venv DIR PROBE PACKAGE...
   shift 2
   if ! "$dir/bin/python" -c "$probe" >/dev/null 2>&1; then
     rm -rf "$dir"
-    python -m venv "$dir"
+    python3 -m venv "$dir"
     "$dir/bin/python" -m pip install -q "$@"
   fi
 }
