@@ -1,7 +1,7 @@
 """One websocket connection: connect, send, receive one frame, shut down.
 
 A thin layer over websocket-client, used through its documented API only
-(``create_connection``, ``send``, ``ping``, ``recv_data``, ``send_close``,
+(``connect``, ``send``, ``ping``, ``pong``, ``recv_frame``, ``send_close``,
 ``settimeout``, ``getheaders`` and the connected ``sock``). It knows nothing
 of LMNT's messages. Its other jobs:
 
@@ -63,14 +63,6 @@ class Frame:
     reason: str = ""
 
 
-_KINDS = {
-    websocket.ABNF.OPCODE_TEXT: "text",
-    websocket.ABNF.OPCODE_BINARY: "binary",
-    websocket.ABNF.OPCODE_PING: "ping",  # websocket-client has answered it already
-    websocket.ABNF.OPCODE_PONG: "pong",
-}
-
-
 class Transport:
     """A connected websocket: one thread receives, any thread sends.
 
@@ -84,6 +76,7 @@ class Transport:
         self._sock: socket.socket = ws.sock
         self._pid = os.getpid()
         self._shut = False
+        self._fragments: Optional[tuple] = None  # (opcode, parts) of a message still arriving
         self._selector = _Selector()
         self._selector.register(self._sock, selectors.EVENT_READ)
         _live.add(self)
@@ -199,7 +192,12 @@ class Transport:
             return True  # closed here already
 
     def recv(self) -> Frame:
-        """Receive one whole frame; answers pings and close frames itself.
+        """Receive one whole message (fragments joined) or control frame.
+
+        Pings are answered and a close frame is answered once, best effort:
+        if the reply cannot be sent (the server already hung up, as it may
+        when we read its close late), the close frame received is still
+        what is returned, not the broken pipe.
 
         Raises:
             APIConnectionError: the connection dropped without a close frame.
@@ -207,20 +205,54 @@ class Transport:
             ProtocolError: the peer broke websocket framing.
         """
         try:
-            opcode, data = self._ws.recv_data(control_frame=True)
+            while True:
+                frame = self._ws.recv_frame()
+                opcode = frame.opcode
+                if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                    if self._fragments is not None:
+                        raise ProtocolError("server started a new message inside a fragmented one")
+                    if frame.fin:
+                        return self._message(opcode, frame.data)
+                    self._fragments = (opcode, [frame.data])
+                elif opcode == websocket.ABNF.OPCODE_CONT:
+                    if self._fragments is None:
+                        raise ProtocolError("server sent a continuation frame outside a fragmented message")
+                    self._fragments[1].append(frame.data)
+                    if frame.fin:
+                        first, parts = self._fragments
+                        self._fragments = None
+                        return self._message(first, b"".join(parts))
+                elif opcode == websocket.ABNF.OPCODE_PING:
+                    self._reply(lambda: self._ws.pong(frame.data))
+                    return Frame("ping", frame.data)
+                elif opcode == websocket.ABNF.OPCODE_PONG:
+                    return Frame("pong", frame.data)
+                elif opcode == websocket.ABNF.OPCODE_CLOSE:
+                    self._reply(lambda: self._ws.send_close())
+                    return _close_frame(frame.data)
+                else:
+                    raise ProtocolError(f"server sent a websocket frame with opcode {opcode}")
+        except LmntError:
+            raise
         except Exception as exc:
             raise _translate(exc, "receiving") from exc
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            return _close_frame(data)
-        kind = _KINDS.get(opcode)
-        if kind is None:
-            raise ProtocolError(f"server sent a websocket frame with opcode {opcode}")
-        if kind == "text":
-            try:
-                data = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ProtocolError("text frame is not valid UTF-8") from exc
-        return Frame(kind, data)
+
+    def _message(self, opcode: int, data: bytes) -> Frame:
+        if opcode == websocket.ABNF.OPCODE_BINARY:
+            return Frame("binary", data)
+        try:
+            return Frame("text", data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ProtocolError("text frame is not valid UTF-8") from exc
+
+    def _reply(self, send: Any) -> None:
+        """Answer a control frame; a failure is the connection's end, which the next read reports."""
+        if not self.owned:
+            return
+        try:
+            send()
+        except Exception:
+            pass
 
     def send_close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame; never raises (the socket may be gone)."""

@@ -353,3 +353,35 @@ def test_a_key_with_a_newline_never_shows(nothing_left, server, caplog):
         Speech(api_key=secret, base_url=server.url)
     shown = str(caught.value) + repr(caught.value) + caplog.text
     assert "top-secret" not in shown and "second-line" not in shown
+
+
+def test_a_close_frame_read_late_is_still_reported_as_the_close(nothing_left, via_proxy, proxy):
+    """The server's close frame waits behind a full inbox while the server hangs up: the close, not 'Broken pipe', is reported."""
+    import struct
+
+    from faultproxy import server_frame
+
+    conn = via_proxy.synthesize_streaming("lily", format="pcm_s16le", return_extras=True, max_queue=1)
+    conn.append_text("Enough words to fill a one message inbox.")
+    conn.flush()
+    wait_state(conn, lambda s: s.inbox.blocked)  # the receiver reads nothing now
+    proxy.inject(server_frame(struct.pack("!H", 1001) + b"going away", opcode=0x8))
+    proxy.cut()  # the server is gone before our answering close frame could reach it
+    transport = conn._state.transport
+    assert wait_until(transport.peer_closed)
+    transport.ping()  # a write to the closed peer, answered by a reset: later writes fail (EPIPE)
+    assert wait_until(lambda: _reset_seen(transport._sock))
+    with pytest.raises(ConnectionClosedError) as caught:
+        for _ in conn:
+            pass
+    assert caught.value.code == 1001 and "pipe" not in str(caught.value).lower()
+    conn.close()
+
+
+def _reset_seen(sock):
+    """True once the peer answered with a TCP reset (poll reports an error or hang-up)."""
+    import select
+
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
