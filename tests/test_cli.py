@@ -179,8 +179,8 @@ def test_a_failed_run_leaves_no_empty_file(env, tmp_path):
 
 
 def test_non_utf8_stdin_names_the_line_and_the_way_through(env, tmp_path):
-    """Latin-1 bytes on stdin: an error naming the line, the encoding and --encoding (no
-    traceback, no file); with --encoding latin-1 the text is spoken."""
+    """Latin-1 bytes on stdin (or in an argument): an error naming the line, the encoding and
+    --encoding (no traceback, no file); with --encoding latin-1 the text is spoken."""
     text = "Hello there.\nCaf\u00e9 au lait.\n".encode("latin-1")
     out = tmp_path / "out.wav"
     for locale in ("C.UTF-8", "C"):
@@ -192,6 +192,13 @@ def test_non_utf8_stdin_names_the_line_and_the_way_through(env, tmp_path):
         assert not out.exists()
     done = subprocess.run(MODULE + ["speak", "--voice", "synth", "--encoding", "latin-1", "-o", str(out)],
                           input=text, env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert wave.open(str(out)).getnframes() > 24000
+    out.unlink()
+    argument = [arg.encode() for arg in MODULE + ["speak", "--voice", "synth", "-o", str(out)]] + [text]
+    done = subprocess.run(argument, env=dict(env, LC_ALL="C.UTF-8"), capture_output=True, timeout=60)
+    assert done.returncode == 1 and "the text argument line 2 is not valid utf-8" in done.stderr.decode()
+    done = subprocess.run(argument + [b"--encoding", b"latin-1"], env=env, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert wave.open(str(out)).getnframes() > 24000
 
