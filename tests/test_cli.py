@@ -3,7 +3,6 @@ import json
 import os
 import pty
 import select
-import shutil
 import subprocess
 import sys
 import wave
@@ -14,6 +13,8 @@ from conftest import wait_until
 from playkit import audio_out, pulse_sink  # noqa: F401 - fixtures
 
 MODULE = [sys.executable, "-m", "lmnt_sync"]
+# The console script of this interpreter's environment (.venv/bin is not on PATH unless activated).
+SCRIPT = os.path.join(os.path.dirname(sys.executable), "lmnt-sync")
 
 
 @pytest.fixture
@@ -30,8 +31,8 @@ def run(args, env, **kwargs):
 def test_speak_to_mp3_through_the_console_script(env, tmp_path):
     """`lmnt-sync speak TEXT -o out.mp3` writes an mp3 that decodes to about the speech's length."""
     import av  # a [test] dependency: missing means a broken install, not a skip
-    script = shutil.which("lmnt-sync")
-    assert script, "the console script is not installed (pip install -e .)"
+    script = SCRIPT
+    assert os.access(script, os.X_OK), "the console script is not installed (pip install -e .)"
     out = tmp_path / "out.mp3"
     done = subprocess.run([script, "speak", "Hello there, command line.", "--voice", "synth", "-o", str(out)],
                           env=env, capture_output=True, text=True, timeout=60)
@@ -351,5 +352,5 @@ def test_progress_is_drawn_on_a_terminal_only(env, tmp_path):
 
 def test_serve_delegates_to_the_server_command():
     """`lmnt-sync serve --help` is the local server's own help."""
-    done = subprocess.run(["lmnt-sync", "serve", "--help"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([SCRIPT, "serve", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "--engine" in done.stdout
