@@ -25,7 +25,7 @@ def env(server):
 
 def run(args, env, **kwargs):
     """Run ``python -m lmnt_sync ARGS``; return the completed process (text output)."""
-    return subprocess.run(MODULE + args, env=env, capture_output=True, text=True, timeout=60, **kwargs)
+    return subprocess.run(MODULE + args, env=env, capture_output=True, text=True, timeout=240, **kwargs)
 
 
 def test_speak_to_mp3_through_the_console_script(env, tmp_path):
