@@ -170,7 +170,11 @@ def _speak(speech: Any, args: argparse.Namespace) -> None:
     done = False
     try:
         if args.text:
-            sent = speak(sinks, [" ".join(args.text)], flush_each=False, progress=progress)
+            # Arguments that were not valid in the locale's encoding arrive with their bytes
+            # smuggled in as surrogates (PEP 383): read those bytes with --encoding instead.
+            joined = _decode(os.fsencode(" ".join(args.text)), "the text argument", args.encoding,
+                             args.encoding_errors)
+            sent = speak(sinks, [joined], flush_each=False, progress=progress)
         elif args.file:
             with open(args.file, "rb") as text_file:
                 texts = [_decode(text_file.read(), args.file, args.encoding, args.encoding_errors)]

@@ -9,7 +9,7 @@ from conftest import our_threads, socket_inodes, wait_until
 from lmnt_sync import MissingDependencyError, PlaybackError
 from lmnt_sync.callbacks import MainThreadExecutor
 from lmnt_sync.player import Player
-from playkit import RATE, assert_played_exactly, audio_out, pulse_sink  # noqa: F401 - fixtures
+from playkit import RATE, assert_played_exactly, audio_out, noise, pulse_sink  # noqa: F401 - fixtures
 
 BYTES_PER_SECOND = 2 * RATE
 TEXT = "Hello there world, this is a test of live playback."
@@ -235,17 +235,11 @@ def test_unknown_device_raises_playback_error(audio_out):
     assert not player_threads()
 
 
-def test_wait_returns_after_the_whole_tail_is_heard(pulse_sink, audio_out):
-    """What the sink actually plays (its monitor, recorded with parec) holds the sound's last frame:
-    wait() stops the device only once everything written has been heard, nothing cut off the end."""
+def record_playback(pulse_sink, pcm):
+    """Play ``pcm`` while parec records the sink's monitor; return the recording once 300 ms
+    beyond wait() have been recorded (anything played after wait() returned would be in them)."""
     import subprocess
 
-    import numpy as np
-
-    def square(seconds, amplitude):
-        return np.where((np.arange(int(RATE * seconds)) // 24) % 2 == 0, amplitude, -amplitude).astype("<i2")
-
-    body, tail = square(0.5, 8000), square(0.02, 5000)  # the last 20 ms stand out by their amplitude
     recorder = subprocess.Popen(["parec", "--device=out.monitor", "--raw", "--format=s16le", f"--rate={RATE}",
                                  "--channels=1", "--latency-msec=5"], stdout=subprocess.PIPE, env=pulse_sink.env())
     recorded = bytearray()
@@ -259,16 +253,37 @@ def test_wait_returns_after_the_whole_tail_is_heard(pulse_sink, audio_out):
     try:
         assert wait_until(lambda: len(recorded) > 0, timeout=30), "parec recorded nothing"
         with Player(RATE) as player:
-            player.play([body.tobytes() + tail.tobytes()])
+            player.play([pcm])
             player.wait(10)
         after_wait = len(recorded)
-        # Anything played after wait() returned would be in the next 300 ms of the monitor.
         assert wait_until(lambda: len(recorded) > after_wait + 0.3 * BYTES_PER_SECOND, timeout=30)
     finally:
         recorder.terminate()
         recorder.wait(10)
         reader.join(10)
-    raw = bytes(recorded)
+    return bytes(recorded)
+
+
+def test_wait_returns_after_the_whole_tail_is_heard(pulse_sink, audio_out, capfd):
+    """What the sink actually plays (its monitor, recorded with parec) holds the sound's last frame:
+    wait() stops the device only once everything written has been heard, nothing cut off the end.
+
+    A run during which ALSA reported an underrun (the device starved on a busy machine, losing
+    audio whatever the player does) proves nothing either way, so such a run is played again.
+    """
+    import numpy as np
+
+    def square(seconds, amplitude):
+        return np.where((np.arange(int(RATE * seconds)) // 24) % 2 == 0, amplitude, -amplitude).astype("<i2")
+
+    body, tail = square(0.5, 8000), square(0.02, 5000)  # the last 20 ms stand out by their amplitude
+    for _ in range(10):
+        capfd.readouterr()
+        raw = record_playback(pulse_sink, body.tobytes() + tail.tobytes())
+        if "underrun occurred" not in capfd.readouterr().err:
+            break
+    else:
+        pytest.fail("the device underran in every one of 10 runs")
     heard = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
     loud = np.flatnonzero(np.abs(heard) == 8000)
     quiet = np.flatnonzero(np.abs(heard) == 5000)
@@ -297,5 +312,5 @@ def test_a_player_outside_the_cli_prints_nothing(audio_out):
     done = subprocess.run([sys.executable, "-c", PLAY_A_TONE], env=dict(os.environ, **audio_out.env),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == "played\n", done.stderr
-    assert done.stderr == ""
+    assert noise(done.stderr) == []
     assert len(audio_out.played().strip(b"\x00")) > 12000

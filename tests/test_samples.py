@@ -21,7 +21,7 @@ def env(server, audio_out):
 def run_sample(name, env, *args, **kwargs):
     """Run ``samples/NAME`` with ``args``; return the completed process (text output)."""
     return subprocess.run([sys.executable, str(SAMPLES / name), *args], env=env, capture_output=True,
-                          text=True, timeout=90, **kwargs)
+                          text=True, timeout=600, **kwargs)  # a bound for a hang, not an expectation
 
 
 @pytest.fixture
@@ -92,12 +92,14 @@ def test_tk_speaker_speak_then_stop_under_xvfb(env, audio_out, xvfb):
 NOTEBOOK_RUNNER = """
 import sys, nbformat, nbclient
 notebook = nbformat.read(sys.argv[1], as_version=4)
-nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120,
+# Generous bounds, not expectations: a kernel starting on a busy machine can take minutes.
+nbclient.NotebookClient(notebook, kernel_name="python3", timeout=600, startup_timeout=600,
                         resources={"metadata": {"path": sys.argv[3]}}).execute()
 nbformat.write(notebook, sys.argv[2])
 """
 
 
+@pytest.mark.timeout(1800)
 def test_quickstart_notebook_runs_top_to_bottom(env, tmp_path, audio_out):
     """The notebook executes in a python3 kernel; its clips render as <audio> elements."""
     import nbclient  # noqa: F401 - [test] dependencies: missing means a broken install, not a skip
@@ -105,7 +107,7 @@ def test_quickstart_notebook_runs_top_to_bottom(env, tmp_path, audio_out):
     executed = tmp_path / "executed.ipynb"
     # A child process runs the kernel client, so its ZeroMQ sockets never live in this process.
     done = subprocess.run([sys.executable, "-c", NOTEBOOK_RUNNER, str(SAMPLES / "quickstart.ipynb"),
-                           str(executed), str(SAMPLES)], env=env, capture_output=True, text=True, timeout=150)
+                           str(executed), str(SAMPLES)], env=env, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stderr[-3000:]
     notebook = nbformat.read(executed, as_version=4)
     outputs = [out for cell in notebook.cells for out in cell.get("outputs", [])]
