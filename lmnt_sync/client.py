@@ -8,7 +8,7 @@ import weakref
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import protocol as p
-from .errors import ConfigurationError, MissingAPIKeyError
+from .errors import ConfigurationError, LocalProtocolError, MissingAPIKeyError
 from .receiver import ReceiverThread, SessionState
 from .rest import RestClient
 from .session import StreamingConnection
@@ -95,6 +95,7 @@ class Speech:
         )
         self._sessions: "weakref.WeakSet[StreamingConnection]" = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._closed = False
         self._spare: Optional[SpareConnection] = None
         if preconnect:
             # The thread must not reference self, so that an unclosed Speech can be collected.
@@ -173,6 +174,8 @@ class Speech:
             ConfigurationError: an argument is invalid (the message names it).
             APIConnectionError, TimeoutError: the server could not be reached.
         """
+        if self._closed:
+            raise LocalProtocolError("this Speech is closed: open a new Speech() for new sessions")
         legacy_options = {"speed": speed, "expressive": expressive, "conversational": conversational}
         options: Dict[str, Any] = {"format": format, "sample_rate": sample_rate, "language": language}
         _check_session_args(voice, protocol, options, legacy_options)
@@ -256,6 +259,7 @@ class Speech:
         if self._spare is not None:
             self._spare.close()
         with self._lock:
+            self._closed = True
             sessions = list(self._sessions)
         for session in sessions:
             session.close()
@@ -287,7 +291,9 @@ def _check_session_args(voice: Any, protocol: str, options: Dict[str, Any], lega
         raise ConfigurationError(f"language must be a string, not {options['language']!r}")
     given_legacy = [name for name, value in legacy.items() if value is not None]
     if protocol == p.CURRENT and given_legacy:
-        raise ConfigurationError(f"{', '.join(given_legacy)} exist only on the legacy protocol (protocol='legacy')")
+        names = " and ".join(given_legacy)
+        verb = "is an option" if len(given_legacy) == 1 else "are options"
+        raise ConfigurationError(f"{names} {verb} of the legacy protocol only: pass protocol='legacy' to use them")
 
 
 def _ssl_options(verify: Union[bool, str]) -> Dict[str, Any]:

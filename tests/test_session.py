@@ -302,6 +302,20 @@ def test_speech_close_closes_its_sessions(server):
         conns[0].append_text("x")
 
 
+def test_a_closed_speech_says_so_instead_of_connection_refused(server):
+    """synthesize_streaming after Speech.close() is a local error that says the Speech is closed."""
+    speech = Speech(api_key=server.api_key, base_url=server.url)
+    speech.close()
+    with pytest.raises(LocalProtocolError, match="this Speech is closed"):
+        speech.synthesize_streaming("lily")
+
+
+def test_legacy_options_on_the_current_wire_name_the_fix(speech):
+    """speed on the current wire: the message names the option and how to use it."""
+    with pytest.raises(ConfigurationError, match="speed is an option of the legacy protocol only: pass protocol='legacy'"):
+        speech.synthesize_streaming("lily", speed=1.2)
+
+
 def test_closed_connection_iterates_to_a_quiet_end(speech):
     """Iterating after close() ends at once; recv raises ConnectionClosedOK."""
     conn = speech.synthesize_streaming("lily")
