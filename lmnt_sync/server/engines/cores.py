@@ -91,6 +91,11 @@ class CoreBudget:
         """Runs currently blocked in :meth:`claim`."""
         return self._waiting
 
+    @property
+    def demand(self) -> int:
+        """Jobs counted by :meth:`add_demand`, queued or running."""
+        return len(self._demand)
+
     def add_demand(self, jobs: int) -> None:
         """Count ``jobs`` more (or, negative, fewer) jobs queued or running elsewhere.
 

@@ -16,11 +16,12 @@ sentence and not documented as thread-safe); onnxruntime's ``run`` is
 thread-safe, and each worker thread has its own random generator for the
 noise (created once per thread, not per call: seeding one from the OS was
 3.5% of the server's GIL time under load).
-Each voice has one onnxruntime session per thread count of
-:data:`~.cores.CORES` (1 and all cores, on 2 cores): a sentence runs on the
-session for the threads the budget grants it, all cores when nothing else
-is synthesizing, one each under load (see ``cores.py``); its FFTs get the
-same number of scipy workers. The sessions share the model's G2P.
+Each voice has one onnxruntime session per thread count of the engine's
+core budget (:data:`~.cores.CORES` unless given; 1 and all cores, on 2
+cores): a sentence runs on the session for the threads the budget grants
+it, all cores when nothing else is synthesizing, one each under load (see
+``cores.py``); its FFTs get the same number of scipy workers. The sessions
+share the model's G2P.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ import numpy as np
 
 from . import float_to_pcm, split_sentences, spread_timings, voiced_span
 from .base import LocalVoice, SpeechChunk
-from .cores import CORES, session_options
+from .cores import CORES, CoreBudget, session_options
 
 __all__ = ["HibariEngine"]
 
@@ -49,7 +50,8 @@ class HibariEngine:
     name = "hibari"
     sample_rate = 24000
 
-    def __init__(self) -> None:
+    def __init__(self, budget: Optional[CoreBudget] = None) -> None:
+        self._budget = budget or CORES  # whom sentences claim cores from
         self._models: Dict[str, Dict[int, object]] = {}  # voice id -> threads -> hibari.Hibari
         self.runs: Counter = Counter()  # intra-op threads of the session -> sentences run on it
         self._runs_lock = threading.Lock()
@@ -118,7 +120,7 @@ class HibariEngine:
                 model.g2p("Warm up.")  # loads the lexicon now, not mid-request
                 model.g2p.oov  # noqa: B018 - loads the OOV net now, not lazily in a race
                 models = {1: model}
-                for threads in CORES.widths[1:]:
+                for threads in self._budget.widths[1:]:
                     wide = models[threads] = copy.copy(model)  # shares vocab and G2P
                     wide.sess = InferenceSession(model.model_path, session_options(threads),
                                                  providers=["CPUExecutionProvider"])
@@ -131,7 +133,7 @@ class HibariEngine:
         with self._g2p_lock:
             chunks = model.phonemize(" ".join(words))
             weights = [_weight(model.g2p(w), w, i == len(words) - 1) for i, w in enumerate(words)]
-        with CORES.claim() as threads:
+        with self._budget.claim() as threads:
             model = models[threads]
             with _fft_workers(threads):
                 parts = [model.from_ids(model.ids(ps), 1.0, rng) for ps in chunks]

@@ -14,10 +14,11 @@ proportion to their character counts.
 
 Thread safety: ``synthesize`` may run in several threads at once; espeak is
 serialized by Piper's own lock and onnxruntime's ``run`` is thread-safe.
-There is one onnxruntime session per thread count of :data:`~.cores.CORES`
-(1 and all cores, on 2 cores): a sentence runs on the session for the
-threads the budget grants it, all cores when nothing else is synthesizing,
-one each under load, never more threads than cores (see ``cores.py``).
+There is one onnxruntime session per thread count of the engine's core
+budget (:data:`~.cores.CORES` unless given; 1 and all cores, on 2 cores):
+a sentence runs on the session for the threads the budget grants it, all
+cores when nothing else is synthesizing, one each under load, never more
+threads than cores (see ``cores.py``).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import numpy as np
 
 from . import float_to_pcm, split_sentences, spread_timings, voiced_span
 from .base import LocalVoice, SpeechChunk, WordTiming
-from .cores import CORES, session_options
+from .cores import CORES, CoreBudget, session_options
 
 __all__ = ["PiperEngine"]
 
@@ -48,7 +49,8 @@ class PiperEngine:
         LocalVoice("joe", "Joe", "male", "American English, Piper en_US-joe-medium"),
     )
 
-    def __init__(self) -> None:
+    def __init__(self, budget: Optional[CoreBudget] = None) -> None:
+        self._budget = budget or CORES  # whom sentences claim cores from
         self._voice = None  # piper.PiperVoice (one-thread session) once loaded
         self._voices: Dict[int, object] = {}  # intra-op threads -> piper.PiperVoice
         self._aligned = False  # whether the session exposes durations
@@ -67,7 +69,7 @@ class PiperEngine:
         """
         with self._lock:
             if self._voice is None:
-                self._voices, self._aligned = _load_voices(CORES.widths)
+                self._voices, self._aligned = _load_voices(self._budget.widths)
                 self._voice = self._voices[1]
 
     @property
@@ -92,7 +94,7 @@ class PiperEngine:
         phones: List[Tuple[str, int, int]] = []  # (phoneme, start sample, samples)
         aligned = self._aligned
         offset = 0
-        with CORES.claim() as threads:
+        with self._budget.claim() as threads:
             chunks = list(self._voices[threads].synthesize(" ".join(words), include_alignments=aligned))
         with self._lock:
             self.runs[threads] += 1
