@@ -73,7 +73,12 @@ def test_a_run_that_finds_every_core_held_waits_instead_of_oversubscribing():
     wide = budget.claim()
     assert wide.__enter__() == 2
     got = []
-    waiter = threading.Thread(target=lambda: got.append(budget._acquire(None)))
+
+    def second_run():
+        with budget.claim() as threads:
+            got.append(threads)
+
+    waiter = threading.Thread(target=second_run)
     waiter.start()
     try:
         assert wait_until(lambda: budget.waiting == 1), "the second run should wait for a core"

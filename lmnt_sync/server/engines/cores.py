@@ -119,13 +119,13 @@ class CoreBudget:
             self._local.jobs -= 1
 
     @contextmanager
-    def claim(self, limit: Optional[int] = None) -> Iterator[int]:
+    def claim(self) -> Iterator[int]:
         """Hold cores for one model run; yields how many intra-op threads it may use.
 
-        ``limit`` caps the count (an engine with fewer sessions). Blocks while
-        every core is held by other runs.
+        The count is one of :attr:`widths`. Blocks while every core is held
+        by other runs.
         """
-        threads = self._acquire(limit)
+        threads = self._acquire()
         try:
             yield threads
         finally:
@@ -134,7 +134,7 @@ class CoreBudget:
                 self._holders -= 1
                 self._cond.notify_all()
 
-    def _acquire(self, limit: Optional[int]) -> int:
+    def _acquire(self) -> int:
         with self._cond:
             self._waiting += 1
             try:
@@ -144,7 +144,7 @@ class CoreBudget:
                 self._waiting -= 1
             others = len(self._demand) - getattr(self._local, "jobs", 0)
             contenders = 1 + max(others, self._holders + self._waiting)
-            share = min(self.cores - self._held, self.cores // contenders, limit or self.cores)
+            share = min(self.cores - self._held, self.cores // contenders)
             threads = max(w for w in self.widths if w <= max(share, 1))
             self._held += threads
             self._holders += 1
