@@ -15,6 +15,10 @@ keeps its waiting jobs in a heap ordered by a priority key instead:
 
 Keys are absolute times, so the order of waiting jobs does not change while
 they wait. Equal keys run in submission order.
+
+Every job queued or running counts as demand for the cores in
+:data:`~.engines.cores.CORES`, so a synthesis run that is the only job gets
+every core and runs share them as jobs pile up.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ import threading
 import time
 from concurrent.futures import Executor, Future
 from typing import Any, Callable, List, Tuple
+
+from .engines.cores import CORES
 
 __all__ = ["UrgencyExecutor", "FIRST_AUDIO", "CONTINUATION", "Priority"]
 
@@ -75,8 +81,10 @@ class UrgencyExecutor(Executor):
         """
         future: Future = Future()
         entry = (priority, next(self._seq), future, fn, args, kwargs)
+        CORES.add_demand(1)  # before the push: a worker may take the job at once
         with self._lock:
             if self._shutdown:
+                CORES.add_demand(-1)
                 raise RuntimeError("cannot schedule new futures after shutdown")
             heapq.heappush(self._heap, entry)
         self._tokens.put(None)
@@ -87,6 +95,7 @@ class UrgencyExecutor(Executor):
             first = not self._shutdown
             self._shutdown = True
             dropped, self._heap = (self._heap, []) if cancel_futures else ([], self._heap)
+        CORES.add_demand(-len(dropped))
         for entry in dropped:
             entry[2].cancel()
         if first:
@@ -109,11 +118,15 @@ class UrgencyExecutor(Executor):
             _, _, future, fn, args, kwargs = entry
             del entry
             if not future.set_running_or_notify_cancel():
+                CORES.add_demand(-1)
                 continue  # cancelled while it waited (its session is gone)
             try:
-                result = fn(*args, **kwargs)
+                with CORES.running_job():
+                    result = fn(*args, **kwargs)
             except BaseException as exc:  # handed to the waiting side, as ThreadPoolExecutor does
+                CORES.add_demand(-1)  # before the waiter wakes and submits its next step
                 future.set_exception(exc)
             else:
+                CORES.add_demand(-1)
                 future.set_result(result)
             del future, fn, args, kwargs

@@ -16,19 +16,26 @@ sentence and not documented as thread-safe); onnxruntime's ``run`` is
 thread-safe, and each worker thread has its own random generator for the
 noise (created once per thread, not per call: seeding one from the OS was
 3.5% of the server's GIL time under load).
-Sessions use one intra-op thread: Hibari runs ~100x real time on one core,
-and on a 2-core server concurrent requests are better served by one core
-each than by a shared, oversubscribed thread pool.
+Each voice has one onnxruntime session per thread count of the engine's
+core budget (:data:`~.cores.CORES` unless given; 1 and all cores, on 2
+cores): a sentence runs on the session for the threads the budget grants
+it, all cores when nothing else is synthesizing, one each under load (see
+``cores.py``); its FFTs get the same number of scipy workers. The sessions
+share the model's G2P.
 """
 from __future__ import annotations
 
+import copy
 import threading
+from collections import Counter
+from contextlib import nullcontext
 from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from . import float_to_pcm, split_sentences, spread_timings, voiced_span
 from .base import LocalVoice, SpeechChunk
+from .cores import CORES, CoreBudget, session_options
 
 __all__ = ["HibariEngine"]
 
@@ -43,8 +50,11 @@ class HibariEngine:
     name = "hibari"
     sample_rate = 24000
 
-    def __init__(self) -> None:
-        self._models: Dict[str, object] = {}  # voice id -> hibari.Hibari
+    def __init__(self, budget: Optional[CoreBudget] = None) -> None:
+        self._budget = budget or CORES  # whom sentences claim cores from
+        self._models: Dict[str, Dict[int, object]] = {}  # voice id -> threads -> hibari.Hibari
+        self.runs: Counter = Counter()  # intra-op threads of the session -> sentences run on it
+        self._runs_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._g2p_lock = threading.Lock()
         self._local = threading.local()  # .rng: this thread's noise generator
@@ -85,11 +95,11 @@ class HibariEngine:
             ids = self._voice_ids = frozenset(v.id for v in self.voices())
         if voice not in ids:
             raise KeyError(f"unknown hibari voice {voice!r}; choose one of {', '.join(sorted(ids))}")
-        model = self._model(voice)
+        models = self._model(voice)
         for words in split_sentences(text):
             # Looked up per sentence: a caller may step this generator from
             # different threads, and a Generator must not be shared by two.
-            yield self._sentence(model, words, self._rng())
+            yield self._sentence(models, words, self._rng())
 
     def _rng(self) -> np.random.Generator:
         """Return the calling thread's noise generator (seeded from the OS once)."""
@@ -98,29 +108,54 @@ class HibariEngine:
             rng = self._local.rng = np.random.default_rng()
         return rng
 
-    def _model(self, voice: str):
+    def _model(self, voice: str) -> Dict[int, object]:
+        """Return ``{intra-op threads: hibari.Hibari}`` for ``voice``, loading it once."""
         with self._load_lock:
-            model = self._models.get(voice)
-            if model is None:
+            models = self._models.get(voice)
+            if models is None:
                 from hibari import Hibari
+                from onnxruntime import InferenceSession
 
                 model = Hibari(voice=voice, threads=1)
                 model.g2p("Warm up.")  # loads the lexicon now, not mid-request
                 model.g2p.oov  # noqa: B018 - loads the OOV net now, not lazily in a race
-                self._models[voice] = model
-            return model
+                models = {1: model}
+                for threads in self._budget.widths[1:]:
+                    wide = models[threads] = copy.copy(model)  # shares vocab and G2P
+                    wide.sess = InferenceSession(model.model_path, session_options(threads),
+                                                 providers=["CPUExecutionProvider"])
+                self._models[voice] = models
+            return models
 
-    def _sentence(self, model, words: List[str], rng: np.random.Generator) -> SpeechChunk:
+    def _sentence(self, models: Dict[int, object], words: List[str],
+                  rng: np.random.Generator) -> SpeechChunk:
+        model = models[1]
         with self._g2p_lock:
             chunks = model.phonemize(" ".join(words))
             weights = [_weight(model.g2p(w), w, i == len(words) - 1) for i, w in enumerate(words)]
-        parts = [model.from_ids(model.ids(ps), 1.0, rng) for ps in chunks]
+        with self._budget.claim() as threads:
+            model = models[threads]
+            with _fft_workers(threads):
+                parts = [model.from_ids(model.ids(ps), 1.0, rng) for ps in chunks]
+        with self._runs_lock:
+            self.runs[threads] += 1
         parts = [p for p in parts if len(p)]
         if not parts:  # nothing speakable (e.g. only symbols): a short silence
             parts.append(np.zeros(self.sample_rate // 10, np.float32))
         audio = np.concatenate(parts)
         start, end = voiced_span(audio, self.sample_rate)
         return SpeechChunk(pcm=float_to_pcm(audio), words=spread_timings(words, weights, start, end))
+
+
+def _fft_workers(threads: int):
+    """Let Hibari's scipy FFTs in this thread use ``threads`` workers (a no-op for one)."""
+    if threads == 1:
+        return nullcontext()
+    try:
+        from scipy.fft import set_workers
+    except ImportError:  # Hibari then uses numpy's FFT, which has no workers
+        return nullcontext()
+    return set_workers(threads)
 
 
 def _weight(phonemes: str, word: str, last: bool) -> float:

