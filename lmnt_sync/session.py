@@ -33,10 +33,13 @@ __all__ = ["StreamingConnection"]
 
 logger = logging.getLogger("lmnt_sync.session")
 
-# On POSIX a lock or condition wait in the main thread is interrupted by a
-# signal, so Ctrl-C is handled at once; on Windows it is not, and the main
-# thread's waits are cut into slices this long so KeyboardInterrupt gets in.
-_SIGNAL_SLICE = 0.1 if os.name == "nt" else None
+# The main thread's waits are cut into slices so Ctrl-C always gets in. On
+# POSIX a signal interrupts a lock wait, except one that lands between
+# CPython's last signal check and the wait itself: it is then handled when the
+# wait ends, so a long slice bounds that rare delay at little cost. On Windows
+# a lock wait is never interrupted: short slices. Other threads never slice
+# (signals are handled in the main thread only).
+_SIGNAL_SLICE = 0.1 if os.name == "nt" else 2.0
 # How long a failed send waits for the receiver to read why the session ended
 # (the server's error message or close frame, already on its way).
 _SEND_FAILURE_GRACE = 1.0
@@ -497,7 +500,7 @@ class _SendFailed(Exception):
 
 def _wait(condition: threading.Condition, remaining: Optional[float]) -> None:
     """One wait on ``condition`` (held), short enough for Ctrl-C where the platform needs it."""
-    if _SIGNAL_SLICE is not None and threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():
         remaining = _SIGNAL_SLICE if remaining is None else min(remaining, _SIGNAL_SLICE)
     condition.wait(remaining)
 

@@ -84,7 +84,12 @@ def lab(server, tmp_path):
     token, port = os.urandom(16).hex(), free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), LMNT_API_KEY=server.api_key, LMNT_BASE_URL=server.url,
                JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-               IPYTHONDIR=str(tmp_path / "ipython"))
+               IPYTHONDIR=str(tmp_path / "ipython"),
+               # A venv made with --system-site-packages (tests/bootstrap.sh) reuses the base
+               # Python's packages, whose front-end extensions (anywidget's) live under the base
+               # prefix, which Jupyter does not search from inside the venv.
+               JUPYTER_PATH=os.pathsep.join(filter(None, [os.environ.get("JUPYTER_PATH"),
+                                                          os.path.join(sys.base_prefix, "share", "jupyter")])))
     log = open(tmp_path / "jupyter.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
