@@ -48,9 +48,10 @@ class Limits:
         max_rest_chars: text per REST speech request (LMNT: 5000).
         max_upload_bytes: total audio per voice creation (LMNT: 250 MB).
         init_timeout: seconds a new websocket may wait before its init.
-        ping_interval: seconds between keepalive pings the server sends on
-            a websocket that is otherwise quiet; a client that has not
-            answered half that long later is dropped (None: no pings).
+        ping_interval: seconds a websocket peer may show no life (no frame
+            from it, no progress draining what we queued for it) before the
+            server pings it; with still none half that long later it is
+            dropped (None: no pings). See :mod:`.keepalive`.
     """
 
     max_sessions: int = DEFAULT_MAX_SESSIONS
