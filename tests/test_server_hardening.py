@@ -72,3 +72,38 @@ def test_a_reader_that_stalls_mid_turn_is_still_dropped(eager_pinger):
         assert wait_until(lambda: _tcp_state(ws.sock) == 7, timeout=30)
     finally:
         close(ws)
+
+
+# -- voice store: all or nothing -----------------------------------------------
+
+
+def _voice_parts(name):
+    return [("name", (None, name)), ("file", ("take.wav", b"RIFF" + b"\0" * 64, "audio/wav"))]
+
+
+def test_a_failed_voice_save_changes_nothing(tmp_path):
+    """Create, update and delete that cannot be saved answer 500 and leave every voice as it was.
+
+    The save fails for real: the store's temporary file name is taken by a
+    folder (as a full or read-only disk would fail the write). Before the
+    fix the change was applied in memory anyway: phantom or resurrected voices.
+    """
+    from lmnt_sync.server import LocalServer
+    from test_server_rest import call
+
+    with LocalServer(engine="synthetic", data_dir=tmp_path) as srv:
+        kept = call(srv, "POST", "/v1/ai/voice", files=_voice_parts("Kept")).json()
+        uploads = sorted(p.name for p in (tmp_path / "uploads").iterdir())
+        (tmp_path / "voices.tmp").mkdir()  # every save now fails
+        assert call(srv, "POST", "/v1/ai/voice", files=_voice_parts("Phantom")).status_code == 500
+        assert call(srv, "PUT", f"/v1/ai/voice/{kept['id']}", json={"name": "Renamed"}).status_code == 500
+        assert call(srv, "PUT", "/v1/ai/voice/lily", json={"starred": True}).status_code == 500
+        assert call(srv, "DELETE", f"/v1/ai/voice/{kept['id']}").status_code == 500
+        mine = call(srv, "GET", "/v1/ai/voice/list", params={"owner": "me"}).json()
+        assert [(v["id"], v["name"]) for v in mine] == [(kept["id"], "Kept")]
+        assert call(srv, "GET", "/v1/ai/voice/lily").json()["starred"] is False
+        assert sorted(p.name for p in (tmp_path / "uploads").iterdir()) == uploads
+        (tmp_path / "voices.tmp").rmdir()
+    with LocalServer(engine="synthetic", data_dir=tmp_path) as again:  # what was saved is the same
+        mine = call(again, "GET", "/v1/ai/voice/list", params={"owner": "me"}).json()
+        assert [(v["id"], v["name"]) for v in mine] == [(kept["id"], "Kept")]

@@ -16,10 +16,13 @@ Three kinds of voices are listed (all answer ``GET /v1/ai/voice/list``):
   and metadata in ``<data_dir>/voices.json``, so voices survive a restart.
 
 Not thread-safe: the server's event loop is the only caller. Writes are
-atomic (temporary file, then ``os.replace``).
+all or nothing: a temporary file, fsynced, then ``os.replace``; the state
+in memory changes only once the file has been replaced, so a failed save
+(disk full, read-only) leaves both as they were.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -178,12 +181,12 @@ class VoiceStore:
         base = self._pick_local(gender, voice_id)
         note = (f"Local voice: speaks with the built-in voice '{base}' "
                 f"({self._engine_of[base]} engine); no cloning from the uploaded audio.")
-        self._created[voice_id] = {
+        record = {
             "id": voice_id, "name": name, "gender": gender, "tags": list(tags),
             "description": f"{description} ({note})" if description else note,
             "base_voice": base, "files": [p.name for p in files], "created_at": time.time(),
         }
-        self._save()
+        self._commit({**self._created, voice_id: record}, self._starred)
         return self.get(voice_id)
 
     def update(self, voice_id: str, changes: Dict[str, Any]) -> Dict[str, Any]:
@@ -203,11 +206,13 @@ class VoiceStore:
         others = set(changes) - {"starred"}
         if others and record is None:
             raise ApiError("permission_error", "only 'starred' can be changed on a system voice")
+        starred = set(self._starred)
         if "starred" in changes:
-            (self._starred.add if changes["starred"] else self._starred.discard)(voice_id)
+            (starred.add if changes["starred"] else starred.discard)(voice_id)
+        created = dict(self._created)
         if record is not None:
-            record.update({k: changes[k] for k in others})
-        self._save()
+            created[voice_id] = {**record, **{k: changes[k] for k in others}}
+        self._commit(created, starred)
         return self.get(voice_id)
 
     def delete(self, voice_id: str) -> None:
@@ -220,9 +225,8 @@ class VoiceStore:
         if record is None:
             self.get(voice_id)
             raise ApiError("permission_error", "system voices cannot be deleted")
-        del self._created[voice_id]
-        self._starred.discard(voice_id)
-        self._save()
+        created = {k: v for k, v in self._created.items() if k != voice_id}
+        self._commit(created, self._starred - {voice_id})
         for name in record.get("files", []):
             (self._uploads / Path(name).name).unlink(missing_ok=True)
 
@@ -287,12 +291,27 @@ class VoiceStore:
             raise ValueError(f"voice store {path} is corrupt ({exc}); "
                              "fix or move it away") from exc
 
-    def _save(self) -> None:
+    def _commit(self, created: Dict[str, Dict[str, Any]], starred: set) -> None:
+        """Persist the new state, then adopt it; on failure nothing changes.
+
+        Raises:
+            OSError: the file could not be written (disk full, read-only);
+                neither the file nor the state in memory has changed.
+        """
         path = self._dir / _STORE_FILE
         tmp = path.with_suffix(".tmp")
-        data = {"version": 1, "voices": list(self._created.values()), "starred": sorted(self._starred)}
-        tmp.write_text(json.dumps(data, indent=1), "utf-8")
-        os.replace(tmp, path)
+        data = {"version": 1, "voices": list(created.values()), "starred": sorted(starred)}
+        try:
+            with open(tmp, "w", encoding="utf-8") as out:
+                json.dump(data, out, indent=1)
+                out.flush()
+                os.fsync(out.fileno())  # the rename must not land before the data
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        self._created, self._starred = created, starred
 
 
 def _check_types(changes: Dict[str, Any]) -> None:
