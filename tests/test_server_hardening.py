@@ -107,3 +107,56 @@ def test_a_failed_voice_save_changes_nothing(tmp_path):
     with LocalServer(engine="synthetic", data_dir=tmp_path) as again:  # what was saved is the same
         mine = call(again, "GET", "/v1/ai/voice/list", params={"owner": "me"}).json()
         assert [(v["id"], v["name"]) for v in mine] == [(kept["id"], "Kept")]
+
+
+# -- voice uploads: bounded ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store_server(tmp_path_factory, no_leaks_after_suite):
+    """A server keeping voices in a known folder, with a small per-file bound."""
+    from lmnt_sync.server import LocalServer
+    from lmnt_sync.server.state import Limits
+
+    with LocalServer(engine="synthetic", data_dir=tmp_path_factory.mktemp("voices"),
+                     limits=Limits(max_file_bytes=100_000)) as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("parts, bound", [
+    pytest.param([("file", (f"{i}.wav", b"RIFF", "audio/wav")) for i in range(5000)], "32 audio files", id="5000-files"),
+    pytest.param([("tags[]", (None, "t" * 1000)) for i in range(5000)], "64 KiB", id="5000-tags"),
+    pytest.param([("x", (None, "")) for i in range(5000)], "128 parts", id="5000-empty-fields"),
+    pytest.param([("file", ("big.wav", bytes(100_001), "audio/wav"))], "100000 bytes", id="file-too-big"),
+])
+def test_voice_uploads_are_bounded(store_server, parts, bound):
+    """Thousands of parts, too much field text, a file too big: 413 naming the bound, nothing kept.
+
+    Before the fix one upload of 5000 parts was accepted and its fields went
+    into the voice index (143 MB that then stalled every voice write).
+    """
+    from test_server_rest import call
+
+    data_dir = store_server.data_dir
+    index = data_dir / "voices.json"
+    saved = index.read_bytes() if index.exists() else None
+    response = call(store_server, "POST", "/v1/ai/voice", files=[("name", (None, "Many"))] + parts)
+    assert response.status_code == 413, response.text
+    assert bound in response.json()["error"]["message"]
+    assert list((data_dir / "uploads").iterdir()) == []
+    assert (index.read_bytes() if index.exists() else None) == saved
+    assert call(store_server, "GET", "/v1/ai/voice/list", params={"owner": "me"}).json() == []
+
+
+def test_voice_metadata_is_bounded_on_update(store_server):
+    """An update that would make a voice's fields exceed the bound is refused; the voice is unchanged."""
+    from test_server_rest import call
+
+    voice = call(store_server, "POST", "/v1/ai/voice", files=_voice_parts("Small")).json()
+    try:
+        response = call(store_server, "PUT", f"/v1/ai/voice/{voice['id']}",
+                        json={"tags": ["t" * 1000] * 80})  # 80 kB of tags in a 1 MB body
+        assert response.status_code == 413 and "limit is 65536" in response.json()["error"]["message"]
+        assert call(store_server, "GET", f"/v1/ai/voice/{voice['id']}").json()["tags"] == []
+    finally:
+        assert call(store_server, "DELETE", f"/v1/ai/voice/{voice['id']}").status_code == 200

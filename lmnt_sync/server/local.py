@@ -26,6 +26,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -243,6 +244,8 @@ class LocalServer:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        # File I/O (uploads, the voice store) runs here, off the event loop.
+        loop.set_default_executor(ThreadPoolExecutor(4, thread_name_prefix="lmnt-sync-io"))
         try:
             loop.run_until_complete(self._serve(loop))
             loop.run_until_complete(loop.shutdown_asyncgens())
@@ -270,7 +273,9 @@ class LocalServer:
     async def _startup(self) -> None:
         assert self._data_dir is not None
         engines, local_voices = load_engines(self._engine)
-        voices = VoiceStore(local_voices, self._engine.name, self._data_dir)
+        voices = VoiceStore(local_voices, self._engine.name, self._data_dir,
+                            max_voices=self._limits.max_voices,
+                            max_metadata_bytes=self._limits.max_voice_metadata_bytes)
         self._executor = UrgencyExecutor(worker_count(), thread_name_prefix="lmnt-sync-synth")
         state = ServerState(
             engines=engines, voices=voices,

@@ -15,7 +15,8 @@ Three kinds of voices are listed (all answer ``GET /v1/ai/voice/list``):
   in ``<data_dir>/uploads`` (client file names never touch the file system)
   and metadata in ``<data_dir>/voices.json``, so voices survive a restart.
 
-Not thread-safe: the server's event loop is the only caller. Writes are
+Reads come from the event loop; changes may run in worker threads (they
+write files) and are serialised by a lock. Writes are
 all or nothing: a temporary file, fsynced, then ``os.replace``; the state
 in memory changes only once the file has been replaced, so a failed save
 (disk full, read-only) leaves both as they were.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 import uuid
 import zlib
@@ -74,6 +76,9 @@ class VoiceStore:
             a later duplicate voice id is ignored.
         primary: the primary engine's name (preferred for LMNT ids).
         data_dir: folder for ``voices.json`` and ``uploads/`` (created).
+        max_voices: created voices it holds at most.
+        max_metadata_bytes: a voice's name, description and tags in all
+            (UTF-8 JSON), so the index stays small.
 
     Raises:
         ValueError: no voices, or ``voices.json`` is corrupt (it is left
@@ -81,7 +86,8 @@ class VoiceStore:
     """
 
     def __init__(self, local_voices: Sequence[Tuple[str, LocalVoice]], primary: str,
-                 data_dir: Path) -> None:
+                 data_dir: Path, *, max_voices: int = 10_000,
+                 max_metadata_bytes: int = 64 * 1024) -> None:
         if not local_voices:
             raise ValueError(f"engine {primary!r} offers no voices")
         self._local: Dict[str, LocalVoice] = {}
@@ -91,6 +97,10 @@ class VoiceStore:
                 self._local[voice.id] = voice
                 self._engine_of[voice.id] = engine
         self._primary = primary
+        self._max_voices = max_voices
+        self._max_metadata = max_metadata_bytes
+        # Changes run in threads (off the event loop): one at a time.
+        self._write_lock = threading.Lock()
         self._dir = Path(data_dir)
         self._uploads = self._dir / "uploads"
         self._uploads.mkdir(parents=True, exist_ok=True)
@@ -177,6 +187,14 @@ class VoiceStore:
             raise ApiError("invalid_request_error", "a voice needs a non-empty 'name'")
         if not files:
             raise ApiError("invalid_request_error", "a voice needs at least one audio file")
+        with self._write_lock:
+            return self._create(name, files, description, gender, tags)
+
+    def _create(self, name: str, files: Sequence[Path], description: Optional[str],
+                gender: Optional[str], tags: Sequence[str]) -> Dict[str, Any]:
+        if len(self._created) >= self._max_voices:
+            raise ApiError("invalid_request_error", f"this server holds at most {self._max_voices} "
+                           "created voices; delete one first", status=403)
         voice_id = str(uuid.uuid4())
         base = self._pick_local(gender, voice_id)
         note = (f"Local voice: speaks with the built-in voice '{base}' "
@@ -186,6 +204,7 @@ class VoiceStore:
             "description": f"{description} ({note})" if description else note,
             "base_voice": base, "files": [p.name for p in files], "created_at": time.time(),
         }
+        self._check_size(record)
         self._commit({**self._created, voice_id: record}, self._starred)
         return self.get(voice_id)
 
@@ -199,6 +218,10 @@ class VoiceStore:
             ApiError: not_found_error, permission_error (system voice), or
                 invalid_request_error (a value of the wrong type).
         """
+        with self._write_lock:
+            return self._update(voice_id, changes)
+
+    def _update(self, voice_id: str, changes: Dict[str, Any]) -> Dict[str, Any]:
         self.get(voice_id)  # existence check
         changes = {k: v for k, v in changes.items() if k in _UPDATABLE}
         _check_types(changes)
@@ -212,6 +235,7 @@ class VoiceStore:
         created = dict(self._created)
         if record is not None:
             created[voice_id] = {**record, **{k: changes[k] for k in others}}
+            self._check_size(created[voice_id])
         self._commit(created, starred)
         return self.get(voice_id)
 
@@ -221,12 +245,13 @@ class VoiceStore:
         Raises:
             ApiError: not_found_error, or permission_error for a system voice.
         """
-        record = self._created.get(voice_id)
-        if record is None:
-            self.get(voice_id)
-            raise ApiError("permission_error", "system voices cannot be deleted")
-        created = {k: v for k, v in self._created.items() if k != voice_id}
-        self._commit(created, self._starred - {voice_id})
+        with self._write_lock:
+            record = self._created.get(voice_id)
+            if record is None:
+                self.get(voice_id)
+                raise ApiError("permission_error", "system voices cannot be deleted")
+            created = {k: v for k, v in self._created.items() if k != voice_id}
+            self._commit(created, self._starred - {voice_id})
         for name in record.get("files", []):
             (self._uploads / Path(name).name).unlink(missing_ok=True)
 
@@ -290,6 +315,14 @@ class VoiceStore:
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"voice store {path} is corrupt ({exc}); "
                              "fix or move it away") from exc
+
+    def _check_size(self, record: Dict[str, Any]) -> None:
+        """Raise ApiError when a voice's own fields exceed the metadata bound."""
+        fields = {k: record.get(k) for k in ("name", "description", "gender", "tags")}
+        size = len(json.dumps(fields).encode("utf-8"))
+        if size > self._max_metadata:
+            raise ApiError("invalid_request_error", f"a voice's name, description and tags "
+                           f"take {size} bytes; the limit is {self._max_metadata}", status=413)
 
     def _commit(self, created: Dict[str, Dict[str, Any]], starred: set) -> None:
         """Persist the new state, then adopt it; on failure nothing changes.
