@@ -160,3 +160,33 @@ def test_voice_metadata_is_bounded_on_update(store_server):
         assert call(store_server, "GET", f"/v1/ai/voice/{voice['id']}").json()["tags"] == []
     finally:
         assert call(store_server, "DELETE", f"/v1/ai/voice/{voice['id']}").status_code == 200
+
+
+# -- half-sent requests (slowloris) --------------------------------------------
+
+
+def test_half_sent_requests_do_not_lock_clients_out(tmp_path):
+    """Hundreds of half-sent requests exhaust the server's sockets only until its idle timeout.
+
+    The server process may hold 256 files; 300 connections send part of a
+    request's headers and stop. Before the fix they were held for an hour
+    and every new client waited in vain; now each is closed after 1 s
+    without its headers, and a normal request gets its answer.
+    """
+    import requests
+
+    from service_kit import ServerProcess
+
+    with ServerProcess(["--engine", "synthetic", "--data-dir", str(tmp_path), "--api-key", "k",
+                        "--idle-timeout", "1"], max_files=256) as server:
+        stalled = []
+        try:
+            for _ in range(300):
+                sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+                sock.sendall(b"GET /v1/account HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                stalled.append(sock)
+            response = requests.get(server.url + "/v1/account", headers={"X-API-Key": "k"}, timeout=60)
+            assert response.status_code == 200 and response.json()["plan"]["type"] == "local"
+        finally:
+            for sock in stalled:
+                sock.close()

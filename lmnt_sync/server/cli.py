@@ -16,7 +16,7 @@ from typing import List, Optional
 
 from .engines import DEFAULT_ENGINE, engine_names
 from .local import LocalServer
-from .state import DEFAULT_MAX_SESSIONS
+from .state import DEFAULT_MAX_SESSIONS, Limits
 
 __all__ = ["main", "build_parser", "default_data_dir", "API_KEY_ENV"]
 
@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "without one any non-empty key is accepted)")
     parser.add_argument("--max-sessions", type=int, default=DEFAULT_MAX_SESSIONS,
                         help="concurrent streaming sessions (default: %(default)s)")
+    parser.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout,
+                        help="seconds a connection may take to send a request's headers or stay "
+                        "idle between requests (default: %(default)s)")
     return parser
 
 
@@ -62,7 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         server = LocalServer(
             args.host, args.port, api_key=key, engine=args.engine,
             data_dir=args.data_dir or default_data_dir(), accept_any_key=key is None,
-            max_sessions=args.max_sessions,
+            max_sessions=args.max_sessions, limits=Limits(idle_timeout=args.idle_timeout),
         ).start()
     except (ValueError, ImportError, OSError, TimeoutError) as exc:
         print(f"lmnt_sync.server: cannot start: {exc}", file=sys.stderr)

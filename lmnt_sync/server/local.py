@@ -283,7 +283,8 @@ class LocalServer:
             limits=self._limits, executor=self._executor, recorder=self._recorder,
         )
         self._runner = web.AppRunner(create_app(state), access_log=None, shutdown_timeout=5.0,
-                                     handle_signals=False)
+                                     handle_signals=False,
+                                     keepalive_timeout=self._limits.idle_timeout)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
         await site.start()

@@ -54,6 +54,11 @@ class Limits:
             tags) in all, as uploaded and as stored.
         max_voices: created voices the store holds.
         init_timeout: seconds a new websocket may wait before its init.
+        idle_timeout: seconds a connection may take to send a request's
+            headers, or stay idle between requests, before it is closed
+            (aiohttp's ``keepalive_timeout``, which also runs from the
+            moment a connection is accepted): half-sent requests cannot
+            hold sockets for long (slowloris).
         ping_interval: seconds a websocket peer may show no life (no frame
             from it, no progress draining what we queued for it) before the
             server pings it; with still none half that long later it is
@@ -71,6 +76,7 @@ class Limits:
     max_voice_metadata_bytes: int = 64 * 1024
     max_voices: int = 10_000
     init_timeout: float = 30.0
+    idle_timeout: float = 15.0
     ping_interval: Optional[float] = 20.0
 
     @property

@@ -1,0 +1,85 @@
+"""The server as a separate process, as a service runs it (``python -m lmnt_sync.server``).
+
+:class:`ServerProcess` starts it on a free port, reads its stderr in a
+thread (so a chatty server never blocks on a full pipe) and stops it with
+SIGTERM (SIGKILL if it does not stop), joining everything it started.
+"""
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+_LISTENING = re.compile(r"listening on (\S+)")
+
+
+class ServerProcess:
+    """``python -m lmnt_sync.server --port 0 *args`` until :meth:`stop`.
+
+    Args:
+        args: extra command-line arguments.
+        max_files: the child's RLIMIT_NOFILE (None: inherited).
+        timeout: seconds to wait for "listening on".
+    """
+
+    def __init__(self, args: Sequence[str] = (), *, max_files: Optional[int] = None,
+                 timeout: float = 120.0, env: Optional[dict] = None) -> None:
+        self.lines: List[str] = []
+        self._changed = threading.Condition()
+        command = [sys.executable, "-m", "lmnt_sync.server", "--port", "0", *args]
+        child_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))) if max_files else None
+        self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, env=child_env, preexec_fn=limit)
+        self._reader = threading.Thread(target=self._read, name="server-process-stderr", daemon=True)
+        self._reader.start()
+        found = self.wait_for(_LISTENING, timeout)
+        if found is None:
+            self.stop()
+            raise RuntimeError("server process did not start:\n" + "".join(self.lines))
+        self.url = found.group(1)
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: "re.Pattern[str]", timeout: float) -> Optional["re.Match[str]"]:
+        """Return the first stderr line matching ``pattern`` (None: not within ``timeout`` s)."""
+        def found():
+            return next((m for m in map(pattern.search, self.lines) if m), None)
+
+        with self._changed:
+            self._changed.wait_for(lambda: found() or not self._reader.is_alive(), timeout)
+            return found()
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def stop(self) -> int:
+        """Stop the process (SIGTERM, then SIGKILL after 20 s); return its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(10)
+        self.proc.stderr.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
