@@ -190,3 +190,69 @@ def test_half_sent_requests_do_not_lock_clients_out(tmp_path):
         finally:
             for sock in stalled:
                 sock.close()
+
+
+# -- logs: no key, no flood ----------------------------------------------------
+
+
+@pytest.fixture
+def server_log():
+    """Everything the server's loggers write during the test, as one string."""
+    import io
+    import logging
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    loggers = [logging.getLogger(name) for name in ("lmnt_sync.server", "aiohttp.server", "aiohttp.web")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield out
+    for logger in loggers:
+        logger.removeHandler(handler)
+
+
+def test_a_flood_of_bad_requests_logs_little_and_never_the_key(server_log):
+    """500 requests whose key line ends in a bare newline: a few log lines, none with the key.
+
+    Before the fix each one logged a traceback quoting the header line, key
+    and all (about 600 bytes a request: tens of MB for a real flood).
+    """
+    from lmnt_sync.server import LocalServer
+
+    secret = "sk-lmnt-hardening-0123456789"
+    with LocalServer(engine="synthetic", api_key=secret) as srv:
+        for _ in range(500):
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+                sock.sendall(f"GET /v1/account HTTP/1.1\r\nHost: x\r\nX-API-Key: {secret}\n\r\n\r\n".encode())
+                assert sock.recv(100).startswith(b"HTTP/1.0 400")
+        written = server_log.getvalue()
+    assert written.count(secret) == 0  # a count: for "not in" pytest would diff the whole log
+    assert "request bytes withheld" in written
+    assert len(written) < 5000, written[:2000]
+
+
+# -- a lone surrogate does not end the session --------------------------------
+
+
+@pytest.mark.parametrize("generation, frame", [
+    ("current", '{"type": "text", "text": "Bad \\ud800 unit. "}'),
+    ("legacy", '{"text": "Bad \\udfff unit. "}'),
+])
+def test_a_lone_surrogate_in_text_does_not_end_the_session(server, generation, frame):
+    """The bad code unit becomes U+FFFD (as JavaScript's TextEncoder does); every word is spoken.
+
+    Before the fix the session answered with an error and closed: one bad
+    character ended a whole conversation.
+    """
+    from server_kit import legacy_init, run_session
+
+    init = current_init(server) if generation == "current" else legacy_init(server, format="pcm_s16le")
+    later = {"type": "text", "text": "Still here."} if generation == "current" else {"text": "Still here."}
+    end = {"type": "finish"} if generation == "current" else {"eof": True}
+    transcript = run_session(server, [init, frame, later, end])
+    assert transcript.close_code == 1000
+    assert not [m for _, m in transcript.events if isinstance(m, dict) and "error" in m]
+    key = "timestamps" if generation == "current" else "durations"
+    assert transcript.words(key) == ["Bad", "\ufffd", "unit.", "Still", "here."]
+    assert len(transcript.audio) > 0

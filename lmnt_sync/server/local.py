@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from aiohttp import web
 
+from . import logfilter
 from .app import create_app
 from .auth import Auth
 from .engines import DEFAULT_ENGINE, engine_names, get_engine
@@ -272,6 +273,7 @@ class LocalServer:
 
     async def _startup(self) -> None:
         assert self._data_dir is not None
+        logfilter.install()
         engines, local_voices = load_engines(self._engine)
         voices = VoiceStore(local_voices, self._engine.name, self._data_dir,
                             max_voices=self._limits.max_voices,
