@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout,
                         help="seconds a connection may take to send a request's headers or stay "
                         "idle between requests (default: %(default)s)")
+    parser.add_argument("--certfile", type=Path, default=None,
+                        help="PEM certificate: serve https and wss (LMNT clients default to them)")
+    parser.add_argument("--keyfile", type=Path, default=None,
+                        help="PEM private key of --certfile (default: inside the certificate file)")
     return parser
 
 
@@ -66,8 +70,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.host, args.port, api_key=key, engine=args.engine,
             data_dir=args.data_dir or default_data_dir(), accept_any_key=key is None,
             max_sessions=args.max_sessions, limits=Limits(idle_timeout=args.idle_timeout),
+            certfile=args.certfile, keyfile=args.keyfile,
         ).start()
-    except (ValueError, ImportError, OSError, TimeoutError) as exc:
+    except (ValueError, ImportError, OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
         print(f"lmnt_sync.server: cannot start: {exc}", file=sys.stderr)
         return 1
     _announce(server, key is None)

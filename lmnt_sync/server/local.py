@@ -24,6 +24,7 @@ import logging
 import os
 import secrets
 import shutil
+import ssl
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -101,10 +102,15 @@ class LocalServer:
         accept_any_key: accept any non-empty key (``python -m
             lmnt_sync.server`` without a configured key).
         limits: other limits; ``max_sessions`` overrides its field.
+        certfile: PEM certificate (chain) to serve https/wss with; None
+            serves plain http/ws.
+        keyfile: its private key (None: the key is in ``certfile``).
 
     Raises:
         ValueError: unknown engine name.
         ImportError: the engine's package is not installed.
+        OSError: the certificate or key cannot be read (ssl.SSLError: they
+            do not match or are not PEM).
     """
 
     def __init__(
@@ -119,7 +125,10 @@ class LocalServer:
         record_frames: bool = False,
         accept_any_key: bool = False,
         limits: Optional[Limits] = None,
+        certfile: Union[str, "os.PathLike[str]", None] = None,
+        keyfile: Union[str, "os.PathLike[str]", None] = None,
     ) -> None:
+        self._ssl = _ssl_context(certfile, keyfile)
         self._host = host
         self._port = port
         self._api_key = api_key if api_key is not None else "lmnt-local-" + secrets.token_urlsafe(24)
@@ -146,7 +155,7 @@ class LocalServer:
     def url(self) -> str:
         """Return the base URL, e.g. ``http://127.0.0.1:54321`` (after start)."""
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        return f"{'https' if self._ssl else 'http'}://{host}:{self._port}"
 
     @property
     def port(self) -> int:
@@ -288,7 +297,8 @@ class LocalServer:
                                      handle_signals=False,
                                      keepalive_timeout=self._limits.idle_timeout)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
+        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True,
+                           ssl_context=self._ssl)
         await site.start()
         self._port = self._runner.addresses[0][1]
         # Load model weights in the background so the first request is fast.
@@ -308,3 +318,20 @@ class LocalServer:
             # Workers finish their current chunk; queued work is dropped.
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+
+def _ssl_context(certfile: Union[str, "os.PathLike[str]", None],
+                 keyfile: Union[str, "os.PathLike[str]", None]) -> Optional[ssl.SSLContext]:
+    """Return a server TLS context for the certificate, or None without one.
+
+    Raises:
+        ValueError: a key without a certificate.
+        OSError, ssl.SSLError: unreadable or mismatched files.
+    """
+    if certfile is None:
+        if keyfile is not None:
+            raise ValueError("a TLS key needs its certificate (certfile)")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)  # modern defaults (TLS >= 1.2)
+    context.load_cert_chain(certfile, keyfile)
+    return context
