@@ -15,11 +15,11 @@ from server_kit import BINARY, CLOSE, TEXT, close, current_init, send, synthetic
 
 @pytest.fixture(scope="module")
 def eager_pinger(no_leaks_after_suite):
-    """A server that pings after 0.4 s without a sign of life (drops 0.2 s after that)."""
+    """A server that pings after 1 s without a sign of life (drops 0.5 s after that)."""
     from lmnt_sync.server import LocalServer
     from lmnt_sync.server.state import Limits
 
-    with LocalServer(engine="synthetic", limits=Limits(ping_interval=0.4)) as srv:
+    with LocalServer(engine="synthetic", limits=Limits(ping_interval=1.0)) as srv:
         yield srv
 
 
@@ -28,7 +28,7 @@ def test_a_slow_reader_under_backpressure_is_not_dropped_by_keepalive(eager_ping
 
     Its small receive buffer and paced reads keep the server's send buffer
     full, so a ping waits behind megabytes of audio for far longer than the
-    0.2 s a pong is given (aiohttp's heartbeat dropped such a client mid-turn).
+    0.5 s a pong is given (aiohttp's heartbeat dropped such a client mid-turn).
     """
     words = [f"word{i}" for i in range(600)]
     text = " ".join(words) + "."
@@ -84,26 +84,34 @@ def _voice_parts(name):
 def test_a_failed_voice_save_changes_nothing(tmp_path):
     """Create, update and delete that cannot be saved answer 500 and leave every voice as it was.
 
-    The save fails for real: the store's temporary file name is taken by a
-    folder (as a full or read-only disk would fail the write). Before the
-    fix the change was applied in memory anyway: phantom or resurrected voices.
+    The saves fail for real: another connection holds the database's write
+    lock longer than the server waits (as a stuck process would; a full or
+    read-only disk fails the same transaction). Before the fix a failed
+    save was applied in memory anyway: phantom or resurrected voices.
     """
+    import sqlite3
+
     from lmnt_sync.server import LocalServer
+    from lmnt_sync.server.state import Limits
     from test_server_rest import call
 
-    with LocalServer(engine="synthetic", data_dir=tmp_path) as srv:
+    with LocalServer(engine="synthetic", data_dir=tmp_path, limits=Limits(store_timeout=0.2)) as srv:
         kept = call(srv, "POST", "/v1/ai/voice", files=_voice_parts("Kept")).json()
         uploads = sorted(p.name for p in (tmp_path / "uploads").iterdir())
-        (tmp_path / "voices.tmp").mkdir()  # every save now fails
-        assert call(srv, "POST", "/v1/ai/voice", files=_voice_parts("Phantom")).status_code == 500
-        assert call(srv, "PUT", f"/v1/ai/voice/{kept['id']}", json={"name": "Renamed"}).status_code == 500
-        assert call(srv, "PUT", "/v1/ai/voice/lily", json={"starred": True}).status_code == 500
-        assert call(srv, "DELETE", f"/v1/ai/voice/{kept['id']}").status_code == 500
-        mine = call(srv, "GET", "/v1/ai/voice/list", params={"owner": "me"}).json()
-        assert [(v["id"], v["name"]) for v in mine] == [(kept["id"], "Kept")]
-        assert call(srv, "GET", "/v1/ai/voice/lily").json()["starred"] is False
-        assert sorted(p.name for p in (tmp_path / "uploads").iterdir()) == uploads
-        (tmp_path / "voices.tmp").rmdir()
+        other = sqlite3.connect(tmp_path / "voices.sqlite3", isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # every save now fails
+            assert call(srv, "POST", "/v1/ai/voice", files=_voice_parts("Phantom")).status_code == 500
+            assert call(srv, "PUT", f"/v1/ai/voice/{kept['id']}", json={"name": "Renamed"}).status_code == 500
+            assert call(srv, "PUT", "/v1/ai/voice/lily", json={"starred": True}).status_code == 500
+            assert call(srv, "DELETE", f"/v1/ai/voice/{kept['id']}").status_code == 500
+            mine = call(srv, "GET", "/v1/ai/voice/list", params={"owner": "me"}).json()
+            assert [(v["id"], v["name"]) for v in mine] == [(kept["id"], "Kept")]
+            assert call(srv, "GET", "/v1/ai/voice/lily").json()["starred"] is False
+            assert sorted(p.name for p in (tmp_path / "uploads").iterdir()) == uploads
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
     with LocalServer(engine="synthetic", data_dir=tmp_path) as again:  # what was saved is the same
         mine = call(again, "GET", "/v1/ai/voice/list", params={"owner": "me"}).json()
         assert [(v["id"], v["name"]) for v in mine] == [(kept["id"], "Kept")]

@@ -17,6 +17,7 @@ from typing import List, Optional
 from .engines import DEFAULT_ENGINE, engine_names
 from .local import LocalServer
 from .state import DEFAULT_MAX_SESSIONS, Limits
+from .voicedb import StoreError
 
 __all__ = ["main", "build_parser", "default_data_dir", "API_KEY_ENV"]
 
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout,
                         help="seconds a connection may take to send a request's headers or stay "
                         "idle between requests (default: %(default)s)")
+    parser.add_argument("--store-url", default=None,
+                        help="postgresql://... database for created voices, shared by replicas "
+                        "(default: SQLite in --data-dir)")
     parser.add_argument("--certfile", type=Path, default=None,
                         help="PEM certificate: serve https and wss (LMNT clients default to them)")
     parser.add_argument("--keyfile", type=Path, default=None,
@@ -70,9 +74,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.host, args.port, api_key=key, engine=args.engine,
             data_dir=args.data_dir or default_data_dir(), accept_any_key=key is None,
             max_sessions=args.max_sessions, limits=Limits(idle_timeout=args.idle_timeout),
-            certfile=args.certfile, keyfile=args.keyfile,
+            certfile=args.certfile, keyfile=args.keyfile, store_url=args.store_url,
         ).start()
-    except (ValueError, ImportError, OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+    except (ValueError, ImportError, OSError, TimeoutError, StoreError) as exc:  # ssl.SSLError is an OSError
         print(f"lmnt_sync.server: cannot start: {exc}", file=sys.stderr)
         return 1
     _announce(server, key is None)

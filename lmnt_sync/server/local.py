@@ -41,6 +41,7 @@ from .engines import DEFAULT_ENGINE, engine_names, get_engine
 from .engines.base import Engine, LocalVoice
 from .scheduling import UrgencyExecutor
 from .state import DEFAULT_MAX_SESSIONS, FrameRecorder, Limits, ServerState
+from .voicedb import open_voice_db
 from .voices import VoiceStore
 
 __all__ = ["LocalServer", "worker_count", "load_engines", "get_engine_or_none"]
@@ -105,6 +106,8 @@ class LocalServer:
         certfile: PEM certificate (chain) to serve https/wss with; None
             serves plain http/ws.
         keyfile: its private key (None: the key is in ``certfile``).
+        store_url: a ``postgresql://`` URL to keep created voices in (shared
+            by replicas); None keeps them in SQLite in ``data_dir``.
 
     Raises:
         ValueError: unknown engine name.
@@ -127,8 +130,11 @@ class LocalServer:
         limits: Optional[Limits] = None,
         certfile: Union[str, "os.PathLike[str]", None] = None,
         keyfile: Union[str, "os.PathLike[str]", None] = None,
+        store_url: Optional[str] = None,
     ) -> None:
         self._ssl = _ssl_context(certfile, keyfile)
+        self._store_url = store_url
+        self._voices: Optional[VoiceStore] = None
         self._host = host
         self._port = port
         self._api_key = api_key if api_key is not None else "lmnt-local-" + secrets.token_urlsafe(24)
@@ -285,8 +291,10 @@ class LocalServer:
         logfilter.install()
         engines, local_voices = load_engines(self._engine)
         voices = VoiceStore(local_voices, self._engine.name, self._data_dir,
+                            db=open_voice_db(self._data_dir, self._store_url, self._limits.store_timeout),
                             max_voices=self._limits.max_voices,
                             max_metadata_bytes=self._limits.max_voice_metadata_bytes)
+        self._voices = voices
         self._executor = UrgencyExecutor(worker_count(), thread_name_prefix="lmnt-sync-synth")
         state = ServerState(
             engines=engines, voices=voices,
@@ -314,6 +322,9 @@ class LocalServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._voices is not None:
+            self._voices.close()
+            self._voices = None
         if self._executor is not None:
             # Workers finish their current chunk; queued work is dropped.
             self._executor.shutdown(wait=True, cancel_futures=True)

@@ -53,6 +53,8 @@ class Limits:
         max_voice_metadata_bytes: a voice's fields (name, description,
             tags) in all, as uploaded and as stored.
         max_voices: created voices the store holds.
+        store_timeout: seconds a voice change waits for the database
+            (another process's write lock, or connecting).
         init_timeout: seconds a new websocket may wait before its init.
         idle_timeout: seconds a connection may take to send a request's
             headers, or stay idle between requests, before it is closed
@@ -75,6 +77,7 @@ class Limits:
     max_upload_parts: int = 128
     max_voice_metadata_bytes: int = 64 * 1024
     max_voices: int = 10_000
+    store_timeout: float = 5.0
     init_timeout: float = 30.0
     idle_timeout: float = 15.0
     ping_interval: Optional[float] = 20.0
