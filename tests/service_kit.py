@@ -83,3 +83,35 @@ class ServerProcess:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def serving_pid(server: ServerProcess, client) -> Optional[int]:
+    """Return the pid of the server worker holding ``client``'s connection (a socket).
+
+    Reads /proc: the connection's inode from /proc/net/tcp, then which child
+    of the server process has that socket open.
+    """
+    local_port = client.getsockname()[1]
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if (int(fields[1].rsplit(":", 1)[1], 16) == server.port
+                        and int(fields[2].rsplit(":", 1)[1], 16) == local_port):
+                    inode = fields[9]
+    if inode is None:
+        return None
+    with open(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children") as children:
+        for pid in map(int, children.read().split()):
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                        return pid
+                except OSError:
+                    continue
+    return None

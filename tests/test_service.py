@@ -3,13 +3,14 @@
 Real processes and sockets: the server with a certificate made at test
 time, and our client verifying it against that certificate.
 """
+import json
 import subprocess
 
 import pytest
 
 from lmnt_sync import Speech
 from lmnt_sync.errors import APIConnectionError
-from server_kit import decode, synthetic_seconds
+from server_kit import close, decode, synthetic_seconds
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +70,64 @@ def test_serve_command_takes_certfile_and_keyfile(certificate, tmp_path):
         response = requests.get(server.url + "/v1/ai/voice/list", headers={"X-API-Key": "k"},
                                 verify=str(cert), timeout=30)
         assert response.status_code == 200 and any(v["id"] == "lily" for v in response.json())
+
+
+# -- several processes ----------------------------------------------------------
+
+
+def _speak_over(ws, text):
+    """Run one session on an open websocket (init already sent); return (words, audio)."""
+    from server_kit import read, send
+
+    send(ws, {"type": "text", "text": text}, {"type": "finish"})
+    transcript = read(ws)
+    assert transcript.close_code == 1000
+    return transcript.words(), transcript.audio
+
+
+def test_two_workers_share_voices_and_both_serve_sessions(tmp_path):
+    """``serve --workers 2``: a voice created through the port is spoken by both worker processes."""
+    import requests
+    import websocket
+
+    from conftest import wait_until
+    from server_kit import WS_PATH
+    from service_kit import ServerProcess, serving_pid
+
+    with ServerProcess(["--workers", "2", "--engine", "synthetic", "--data-dir", str(tmp_path),
+                        "--api-key", "k"]) as server:
+        created = requests.post(server.url + "/v1/ai/voice", headers={"X-API-Key": "k"}, timeout=60,
+                                files=[("name", (None, "Shared")), ("file", ("a.wav", b"RIFF", "audio/wav"))])
+        assert created.status_code == 200, created.text
+        # Both workers up (a worker still booting would not see gunicorn's SIGTERM at the end).
+        assert wait_until(lambda: sum("listening on" in line for line in server.lines) == 2, timeout=120)
+        init = {"X-API-Key": "k", "lmnt-version": "1.2", "voice": created.json()["id"],
+                "format": "pcm_s16le", "return_timestamps": True}
+        by_worker = {}
+        opened = []
+        try:
+            for _ in range(40):  # the kernel hands each connection to whichever worker accepts first
+                ws = websocket.create_connection(server.url.replace("http", "ws") + WS_PATH, timeout=60)
+                opened.append(ws)
+                ws.send(json.dumps(init))
+                assert read_until_ready(ws)
+                by_worker.setdefault(serving_pid(server, ws.sock), ws)
+                if len(by_worker) == 2:
+                    break
+            assert None not in by_worker and len(by_worker) == 2, by_worker
+            for ws in by_worker.values():
+                words, audio = _speak_over(ws, "Shared voice here.")
+                assert words == ["Shared", "voice", "here."]
+                _, seconds, _ = decode(audio, "pcm_s16le", 24000)
+                assert seconds == pytest.approx(synthetic_seconds("Shared voice here."), abs=0.05)
+        finally:
+            for ws in opened:
+                close(ws)
+        assert server.stop() == 0
+
+
+def read_until_ready(ws):
+    """Read to the session's ready message; return True once it came."""
+    from server_kit import read
+
+    return read(ws, until="ready").kinds() == ["ready"]

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout,
                         help="seconds a connection may take to send a request's headers or stay "
                         "idle between requests (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="serve with this many processes (gunicorn with aiohttp's worker; "
+                        "created voices shared through the store); default: one process")
     parser.add_argument("--store-url", default=None,
                         help="postgresql://... database for created voices, shared by replicas "
                         "(default: SQLite in --data-dir)")
@@ -69,6 +72,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     """
     args = build_parser().parse_args(argv)
     key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    if args.workers is not None:
+        return _serve_workers(args, key)
     try:
         server = LocalServer(
             args.host, args.port, api_key=key, engine=args.engine,
@@ -86,6 +91,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("lmnt_sync.server: stopping", file=sys.stderr, flush=True)
         server.stop()
     return 0
+
+
+def _serve_workers(args: argparse.Namespace, key: Optional[str]) -> int:
+    """Run ``args.workers`` processes under gunicorn (see :mod:`.service`)."""
+    if args.workers < 1:
+        print("lmnt_sync.server: --workers must be at least 1", file=sys.stderr)
+        return 2
+    from .service import run_workers
+
+    if key is None:
+        print("lmnt_sync.server: no API key configured: any non-empty key is accepted "
+              f"(set --api-key or ${API_KEY_ENV} to require one)", file=sys.stderr, flush=True)
+    try:
+        return run_workers(args, key, args.data_dir or default_data_dir())
+    except ImportError as exc:
+        print(f"lmnt_sync.server: cannot start: {exc}", file=sys.stderr)
+        return 1
 
 
 def _announce(server: LocalServer, any_key: bool) -> None:

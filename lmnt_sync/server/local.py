@@ -44,7 +44,8 @@ from .state import DEFAULT_MAX_SESSIONS, FrameRecorder, Limits, ServerState
 from .voicedb import open_voice_db
 from .voices import VoiceStore
 
-__all__ = ["LocalServer", "worker_count", "load_engines", "get_engine_or_none"]
+__all__ = ["LocalServer", "worker_count", "load_engines", "get_engine_or_none", "build_state",
+           "make_runner", "close_state"]
 
 log = logging.getLogger("lmnt_sync.server")
 _TEST_ENGINE = "synthetic"
@@ -83,6 +84,43 @@ def get_engine_or_none(name: str) -> Optional[Engine]:
         return get_engine(name)
     except (ValueError, ImportError):
         return None
+
+
+def build_state(engine: Engine, data_dir: Path, limits: Limits, api_key: Optional[str], *,
+                store_url: Optional[str] = None,
+                recorder: Optional[FrameRecorder] = None) -> ServerState:
+    """Return the shared objects of one server process; :func:`close_state` ends them.
+
+    Opens the voice store and starts the synthesis threads; loads no model
+    weights. ``api_key`` None accepts any non-empty key.
+
+    Raises:
+        ValueError: no voices, or a corrupt ``voices.json`` to import.
+        StoreError: the voice database cannot be opened.
+    """
+    logfilter.install()
+    engines, local_voices = load_engines(engine)
+    voices = VoiceStore(local_voices, engine.name, data_dir,
+                        db=open_voice_db(data_dir, store_url, limits.store_timeout),
+                        max_voices=limits.max_voices,
+                        max_metadata_bytes=limits.max_voice_metadata_bytes)
+    return ServerState(
+        engines=engines, voices=voices, auth=Auth(api_key), limits=limits,
+        executor=UrgencyExecutor(worker_count(), thread_name_prefix="lmnt-sync-synth"),
+        recorder=recorder or FrameRecorder(False),
+    )
+
+
+def make_runner(state: ServerState) -> web.AppRunner:
+    """Return the aiohttp runner serving ``state`` with the server's timeouts."""
+    return web.AppRunner(create_app(state), access_log=None, shutdown_timeout=5.0,
+                         handle_signals=False, keepalive_timeout=state.limits.idle_timeout)
+
+
+def close_state(state: ServerState) -> None:
+    """Stop the synthesis threads (after their current chunk) and close the store."""
+    state.executor.shutdown(wait=True, cancel_futures=True)
+    state.voices.close()
 
 
 class LocalServer:
@@ -134,7 +172,7 @@ class LocalServer:
     ) -> None:
         self._ssl = _ssl_context(certfile, keyfile)
         self._store_url = store_url
-        self._voices: Optional[VoiceStore] = None
+        self._state: Optional[ServerState] = None
         self._host = host
         self._port = port
         self._api_key = api_key if api_key is not None else "lmnt-local-" + secrets.token_urlsafe(24)
@@ -150,7 +188,6 @@ class LocalServer:
         self._thread: Optional[threading.Thread] = None
         self._stop_serving: Optional[Callable[[], Any]] = None  # set once listening
         self._runner: Optional[web.AppRunner] = None
-        self._executor: Optional[UrgencyExecutor] = None
         self._ready = threading.Event()
         self._stop_requested = threading.Event()
         self._error: Optional[BaseException] = None
@@ -288,29 +325,17 @@ class LocalServer:
 
     async def _startup(self) -> None:
         assert self._data_dir is not None
-        logfilter.install()
-        engines, local_voices = load_engines(self._engine)
-        voices = VoiceStore(local_voices, self._engine.name, self._data_dir,
-                            db=open_voice_db(self._data_dir, self._store_url, self._limits.store_timeout),
-                            max_voices=self._limits.max_voices,
-                            max_metadata_bytes=self._limits.max_voice_metadata_bytes)
-        self._voices = voices
-        self._executor = UrgencyExecutor(worker_count(), thread_name_prefix="lmnt-sync-synth")
-        state = ServerState(
-            engines=engines, voices=voices,
-            auth=Auth(None if self._accept_any_key else self._api_key),
-            limits=self._limits, executor=self._executor, recorder=self._recorder,
-        )
-        self._runner = web.AppRunner(create_app(state), access_log=None, shutdown_timeout=5.0,
-                                     handle_signals=False,
-                                     keepalive_timeout=self._limits.idle_timeout)
+        self._state = build_state(self._engine, self._data_dir, self._limits,
+                                  None if self._accept_any_key else self._api_key,
+                                  store_url=self._store_url, recorder=self._recorder)
+        self._runner = make_runner(self._state)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True,
                            ssl_context=self._ssl)
         await site.start()
         self._port = self._runner.addresses[0][1]
         # Load model weights in the background so the first request is fast.
-        asyncio.get_running_loop().run_in_executor(self._executor, self._warm_up)
+        asyncio.get_running_loop().run_in_executor(self._state.executor, self._warm_up)
 
     def _warm_up(self) -> None:
         try:
@@ -322,13 +347,9 @@ class LocalServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._voices is not None:
-            self._voices.close()
-            self._voices = None
-        if self._executor is not None:
-            # Workers finish their current chunk; queued work is dropped.
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        if self._state is not None:
+            close_state(self._state)
+            self._state = None
 
 
 def _ssl_context(certfile: Union[str, "os.PathLike[str]", None],
