@@ -11,6 +11,12 @@ if ! dpkg -s $PACKAGES >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq $PACKAGES >/dev/null
 fi
+# Service tests (issue 13): nginx and a throwaway PostgreSQL cluster on loopback, openssl for TLS certs.
+SERVICE_PACKAGES="nginx postgresql openssl"
+if ! dpkg -s $SERVICE_PACKAGES >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $SERVICE_PACKAGES >/dev/null
+fi
 python -m pip install -q -e '.[test]'
 if ! .venv-legacy/bin/python -c 'import lmnt.api' >/dev/null 2>&1; then
   python -m venv .venv-legacy
