@@ -7,10 +7,13 @@ SIGTERM (SIGKILL if it does not stop), joining everything it started.
 import os
 import re
 import resource
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -60,6 +63,13 @@ class ServerProcess:
         with self._changed:
             self._changed.wait_for(lambda: found() or not self._reader.is_alive(), timeout)
             return found()
+
+    def wait_for_count(self, text: str, count: int, timeout: float) -> bool:
+        """Return True once ``count`` stderr lines contain ``text`` (False after ``timeout`` s)."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: sum(text in line for line in self.lines) >= count or not self._reader.is_alive(),
+                timeout) and sum(text in line for line in self.lines) >= count
 
     @property
     def port(self) -> int:
@@ -115,3 +125,68 @@ def serving_pid(server: ServerProcess, client) -> Optional[int]:
                 except OSError:
                     continue
     return None
+
+
+def free_port() -> int:
+    """Return a TCP port free on 127.0.0.1 now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+class Nginx:
+    """nginx (Debian's package) on 127.0.0.1, round-robin over ``ports``, websockets proxied.
+
+    Its config, temp files and logs live in ``folder``; :meth:`stop` ends it.
+    """
+
+    def __init__(self, folder: Path, ports: Sequence[int], timeout: float = 60.0) -> None:
+        port = free_port()
+        upstreams = "".join(f"server 127.0.0.1:{p}; " for p in ports)
+        temp = " ".join(f"{kind}_temp_path {folder}/{kind};"
+                        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        (folder / "nginx.conf").write_text(f"""
+            {"user root;" if os.geteuid() == 0 else ""}
+            worker_processes 1; daemon off; pid {folder}/nginx.pid; error_log {folder}/error.log;
+            events {{ worker_connections 4096; }}
+            http {{
+              access_log off; {temp}
+              map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+              upstream lmnt {{ {upstreams} }}
+              server {{
+                listen 127.0.0.1:{port}; client_max_body_size 300m;
+                location / {{
+                  proxy_pass http://lmnt; proxy_http_version 1.1; proxy_buffering off;
+                  proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;
+                  proxy_read_timeout 3600s;
+                }}
+              }}
+            }}""")
+        self.proc = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(folder / "nginx.conf"),
+                                      "-p", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while not _accepts(port):  # polls the condition: nginx listening, or dead
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("nginx did not start: " + (folder / "error.log").read_text())
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(30)
+
+    def __enter__(self) -> "Nginx":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

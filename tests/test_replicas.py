@@ -7,7 +7,6 @@ and two server processes (``python -m lmnt_sync.server --store-url``).
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -16,23 +15,8 @@ import pytest
 import requests
 import websocket
 
-from conftest import wait_until
 from server_kit import WS_PATH, close, decode, read, send, synthetic_seconds
-from service_kit import ServerProcess
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _accepts(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
+from service_kit import Nginx, ServerProcess, free_port
 
 
 def _pg_bin(name):
@@ -50,7 +34,7 @@ def postgres(tmp_path_factory):
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
         shutil.chown(folder, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", _free_port()
+    data, port = folder / "data", free_port()
     try:
         yield from _run_postgres(as_user, folder, data, port)
     finally:
@@ -86,36 +70,8 @@ def replicas(postgres, tmp_path_factory):
 @pytest.fixture(scope="module")
 def nginx(replicas, tmp_path_factory):
     """nginx on loopback, round-robin over the replicas, websockets proxied; yields its URL."""
-    folder = tmp_path_factory.mktemp("nginx")
-    port = _free_port()
-    upstreams = "".join(f"server 127.0.0.1:{s.port}; " for s in replicas)
-    temp = " ".join(f"{kind}_temp_path {folder}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    (folder / "nginx.conf").write_text(f"""
-        {"user root;" if os.geteuid() == 0 else ""}
-        worker_processes 1; daemon off; pid {folder}/nginx.pid; error_log {folder}/error.log;
-        events {{}}
-        http {{
-          access_log off; {temp}
-          map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
-          upstream lmnt {{ {upstreams} }}
-          server {{
-            listen 127.0.0.1:{port}; client_max_body_size 300m;
-            location / {{
-              proxy_pass http://lmnt; proxy_http_version 1.1; proxy_buffering off;
-              proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;
-              proxy_read_timeout 3600s;
-            }}
-          }}
-        }}""")
-    proc = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(folder / "nginx.conf"),
-                             "-p", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_until(lambda: _accepts(port) or proc.poll() is not None, timeout=60) and proc.poll() is None, \
-            (folder / "error.log").read_text()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    with Nginx(tmp_path_factory.mktemp("nginx"), [s.port for s in replicas]) as proxy:
+        yield proxy.url
 
 
 def _established(port):

@@ -90,7 +90,6 @@ def test_two_workers_share_voices_and_both_serve_sessions(tmp_path):
     import requests
     import websocket
 
-    from conftest import wait_until
     from server_kit import WS_PATH
     from service_kit import ServerProcess, serving_pid
 
@@ -100,7 +99,7 @@ def test_two_workers_share_voices_and_both_serve_sessions(tmp_path):
                                 files=[("name", (None, "Shared")), ("file", ("a.wav", b"RIFF", "audio/wav"))])
         assert created.status_code == 200, created.text
         # Both workers up (a worker still booting would not see gunicorn's SIGTERM at the end).
-        assert wait_until(lambda: sum("listening on" in line for line in server.lines) == 2, timeout=120)
+        assert server.wait_for_count("listening on", 2, timeout=120)
         init = {"X-API-Key": "k", "lmnt-version": "1.2", "voice": created.json()["id"],
                 "format": "pcm_s16le", "return_timestamps": True}
         by_worker = {}
