@@ -77,6 +77,10 @@ class VoiceDB:
 
     def record(self, voice_id: str) -> Optional[Record]:
         """Return one created voice, or None."""
+        try:
+            voice_id.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from JSON: no stored id is like that
+            return None
         with self._transaction() as cur:
             cur.execute(self._sql("SELECT record FROM lmnt_voices WHERE id = ?"), (voice_id,))
             row = cur.fetchone()
