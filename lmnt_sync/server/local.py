@@ -188,6 +188,7 @@ class LocalServer:
         self._thread: Optional[threading.Thread] = None
         self._stop_serving: Optional[Callable[[], Any]] = None  # set once listening
         self._runner: Optional[web.AppRunner] = None
+        self._executor: Optional[UrgencyExecutor] = None
         self._ready = threading.Event()
         self._stop_requested = threading.Event()
         self._error: Optional[BaseException] = None
@@ -328,6 +329,7 @@ class LocalServer:
         self._state = build_state(self._engine, self._data_dir, self._limits,
                                   None if self._accept_any_key else self._api_key,
                                   store_url=self._store_url, recorder=self._recorder)
+        self._executor = self._state.executor  # tests look at its queue
         self._runner = make_runner(self._state)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True,
@@ -350,6 +352,7 @@ class LocalServer:
         if self._state is not None:
             close_state(self._state)
             self._state = None
+            self._executor = None
 
 
 def _ssl_context(certfile: Union[str, "os.PathLike[str]", None],
