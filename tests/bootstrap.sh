@@ -50,6 +50,8 @@ if [ "$EXTRA" = test ] && ! .venv-legacy/bin/python -c 'import lmnt.api' >/dev/n
   .venv-legacy/bin/python -m pip install -q --disable-pip-version-check 'lmnt==1.1.4'
 fi
 if [ "$EXTRA" = test ]; then
+  # Service tests (issue 13): nginx and a throwaway PostgreSQL cluster on loopback, openssl for TLS certs.
+  apt_install nginx postgresql openssl
   # Browser tests (tests/test_browser_player.py): Debian's Chromium, driven headless by npm's
   # playwright-core (pinned by tests/browser/package-lock.json; it downloads no browser).
   # The Qt sample test: the libraries PySide6's offscreen platform loads.

@@ -210,7 +210,7 @@ def test_created_voices_persist_across_a_restart(tmp_path):
         assert call(second, "GET", "/v1/ai/voice/ava").json()["starred"] is True
         spoken = call(second, "POST", "/v1/ai/speech/bytes", json={"text": "Still here.", "voice": created["id"]})
         assert spoken.status_code == 200
-    assert (tmp_path / "voices.json").exists()
+    assert (tmp_path / "voices.sqlite3").exists()
 
 
 # -- account ---------------------------------------------------------------

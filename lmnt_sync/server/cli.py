@@ -16,7 +16,8 @@ from typing import List, Optional
 
 from .engines import DEFAULT_ENGINE, engine_names
 from .local import LocalServer
-from .state import DEFAULT_MAX_SESSIONS
+from .state import DEFAULT_MAX_SESSIONS, Limits
+from .voicedb import StoreError
 
 __all__ = ["main", "build_parser", "default_data_dir", "API_KEY_ENV"]
 
@@ -47,6 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "without one any non-empty key is accepted)")
     parser.add_argument("--max-sessions", type=int, default=DEFAULT_MAX_SESSIONS,
                         help="concurrent streaming sessions (default: %(default)s)")
+    parser.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout,
+                        help="seconds a connection may take to send a request's headers or stay "
+                        "idle between requests (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="serve with this many processes (gunicorn with aiohttp's worker; "
+                        "created voices shared through the store); default: one process")
+    parser.add_argument("--store-url", default=None,
+                        help="postgresql://... database for created voices, shared by replicas "
+                        "(default: SQLite in --data-dir)")
+    parser.add_argument("--certfile", type=Path, default=None,
+                        help="PEM certificate: serve https and wss (LMNT clients default to them)")
+    parser.add_argument("--keyfile", type=Path, default=None,
+                        help="PEM private key of --certfile (default: inside the certificate file)")
     return parser
 
 
@@ -58,13 +72,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     """
     args = build_parser().parse_args(argv)
     key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    if args.workers is not None:
+        return _serve_workers(args, key)
     try:
         server = LocalServer(
             args.host, args.port, api_key=key, engine=args.engine,
             data_dir=args.data_dir or default_data_dir(), accept_any_key=key is None,
-            max_sessions=args.max_sessions,
+            max_sessions=args.max_sessions, limits=Limits(idle_timeout=args.idle_timeout),
+            certfile=args.certfile, keyfile=args.keyfile, store_url=args.store_url,
         ).start()
-    except (ValueError, ImportError, OSError, TimeoutError) as exc:
+    except (ValueError, ImportError, OSError, TimeoutError, StoreError) as exc:  # ssl.SSLError is an OSError
         print(f"lmnt_sync.server: cannot start: {exc}", file=sys.stderr)
         return 1
     _announce(server, key is None)
@@ -74,6 +91,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("lmnt_sync.server: stopping", file=sys.stderr, flush=True)
         server.stop()
     return 0
+
+
+def _serve_workers(args: argparse.Namespace, key: Optional[str]) -> int:
+    """Run ``args.workers`` processes under gunicorn (see :mod:`.service`)."""
+    if args.workers < 1:
+        print("lmnt_sync.server: --workers must be at least 1", file=sys.stderr)
+        return 2
+    from .service import run_workers
+
+    if key is None:
+        print("lmnt_sync.server: no API key configured: any non-empty key is accepted "
+              f"(set --api-key or ${API_KEY_ENV} to require one)", file=sys.stderr, flush=True)
+    try:
+        return run_workers(args, key, args.data_dir or default_data_dir())
+    except ImportError as exc:
+        print(f"lmnt_sync.server: cannot start: {exc}", file=sys.stderr)
+        return 1
 
 
 def _announce(server: LocalServer, any_key: bool) -> None:

@@ -31,24 +31,29 @@ import logging
 import os
 import secrets
 import shutil
+import ssl
 import tempfile
 import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from aiohttp import web
 
+from . import logfilter
 from .app import create_app
 from .auth import Auth
 from .engines import DEFAULT_ENGINE, engine_names, get_engine
 from .engines.base import Engine, LocalVoice
 from .scheduling import UrgencyExecutor
 from .state import DEFAULT_MAX_SESSIONS, FrameRecorder, Limits, ServerState
+from .voicedb import open_voice_db
 from .voices import VoiceStore
 
-__all__ = ["LocalServer", "worker_count", "load_engines", "get_engine_or_none"]
+__all__ = ["LocalServer", "worker_count", "load_engines", "get_engine_or_none", "build_state",
+           "make_runner", "close_state"]
 
 log = logging.getLogger("lmnt_sync.server")
 _TEST_ENGINE = "synthetic"
@@ -99,6 +104,43 @@ def get_engine_or_none(name: str) -> Optional[Engine]:
         return None
 
 
+def build_state(engine: Engine, data_dir: Path, limits: Limits, api_key: Optional[str], *,
+                store_url: Optional[str] = None,
+                recorder: Optional[FrameRecorder] = None) -> ServerState:
+    """Return the shared objects of one server process; :func:`close_state` ends them.
+
+    Opens the voice store and starts the synthesis threads; loads no model
+    weights. ``api_key`` None accepts any non-empty key.
+
+    Raises:
+        ValueError: no voices, or a corrupt ``voices.json`` to import.
+        StoreError: the voice database cannot be opened.
+    """
+    logfilter.install()
+    engines, local_voices = load_engines(engine)
+    voices = VoiceStore(local_voices, engine.name, data_dir,
+                        db=open_voice_db(data_dir, store_url, limits.store_timeout),
+                        max_voices=limits.max_voices,
+                        max_metadata_bytes=limits.max_voice_metadata_bytes)
+    return ServerState(
+        engines=engines, voices=voices, auth=Auth(api_key), limits=limits,
+        executor=UrgencyExecutor(worker_count(), thread_name_prefix="lmnt-sync-synth"),
+        recorder=recorder or FrameRecorder(False),
+    )
+
+
+def make_runner(state: ServerState) -> web.AppRunner:
+    """Return the aiohttp runner serving ``state`` with the server's timeouts."""
+    return web.AppRunner(create_app(state), access_log=None, shutdown_timeout=5.0,
+                         handle_signals=False, keepalive_timeout=state.limits.idle_timeout)
+
+
+def close_state(state: ServerState) -> None:
+    """Stop the synthesis threads (after their current chunk) and close the store."""
+    state.executor.shutdown(wait=True, cancel_futures=True)
+    state.voices.close()
+
+
 class LocalServer:
     """An LMNT-compatible server on ``host:port``, run in a background thread.
 
@@ -117,10 +159,17 @@ class LocalServer:
         accept_any_key: accept any non-empty key (``python -m
             lmnt_sync.server`` without a configured key).
         limits: other limits; ``max_sessions`` overrides its field.
+        certfile: PEM certificate (chain) to serve https/wss with; None
+            serves plain http/ws.
+        keyfile: its private key (None: the key is in ``certfile``).
+        store_url: a ``postgresql://`` URL to keep created voices in (shared
+            by replicas); None keeps them in SQLite in ``data_dir``.
 
     Raises:
         ValueError: unknown engine name.
         ImportError: the engine's package is not installed.
+        OSError: the certificate or key cannot be read (ssl.SSLError: they
+            do not match or are not PEM).
     """
 
     def __init__(
@@ -135,7 +184,13 @@ class LocalServer:
         record_frames: bool = False,
         accept_any_key: bool = False,
         limits: Optional[Limits] = None,
+        certfile: Union[str, "os.PathLike[str]", None] = None,
+        keyfile: Union[str, "os.PathLike[str]", None] = None,
+        store_url: Optional[str] = None,
     ) -> None:
+        self._ssl = _ssl_context(certfile, keyfile)
+        self._store_url = store_url
+        self._state: Optional[ServerState] = None
         self._host = host
         self._port = port
         self._api_key = api_key if api_key is not None else "lmnt-local-" + secrets.token_urlsafe(24)
@@ -162,7 +217,7 @@ class LocalServer:
     def url(self) -> str:
         """Return the base URL, e.g. ``http://127.0.0.1:54321`` (after start)."""
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        return f"{'https' if self._ssl else 'http'}://{host}:{self._port}"
 
     @property
     def port(self) -> int:
@@ -263,6 +318,8 @@ class LocalServer:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        # File I/O (uploads, the voice store) runs here, off the event loop.
+        loop.set_default_executor(ThreadPoolExecutor(4, thread_name_prefix="lmnt-sync-io"))
         try:
             loop.run_until_complete(self._serve(loop))
             loop.run_until_complete(loop.shutdown_asyncgens())
@@ -289,22 +346,18 @@ class LocalServer:
 
     async def _startup(self) -> None:
         assert self._data_dir is not None
-        engines, local_voices = load_engines(self._engine)
-        voices = VoiceStore(local_voices, self._engine.name, self._data_dir)
-        self._executor = UrgencyExecutor(worker_count(), thread_name_prefix="lmnt-sync-synth")
-        state = ServerState(
-            engines=engines, voices=voices,
-            auth=Auth(None if self._accept_any_key else self._api_key),
-            limits=self._limits, executor=self._executor, recorder=self._recorder,
-        )
-        self._runner = web.AppRunner(create_app(state), access_log=None, shutdown_timeout=5.0,
-                                     handle_signals=False)
+        self._state = build_state(self._engine, self._data_dir, self._limits,
+                                  None if self._accept_any_key else self._api_key,
+                                  store_url=self._store_url, recorder=self._recorder)
+        self._executor = self._state.executor  # tests look at its queue
+        self._runner = make_runner(self._state)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
+        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True,
+                           ssl_context=self._ssl)
         await site.start()
         self._port = self._runner.addresses[0][1]
         # Load model weights in the background so the first request is fast.
-        asyncio.get_running_loop().run_in_executor(self._executor, self._warm_up)
+        asyncio.get_running_loop().run_in_executor(self._state.executor, self._warm_up)
 
     def _warm_up(self) -> None:
         try:
@@ -316,7 +369,24 @@ class LocalServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._executor is not None:
-            # Workers finish their current chunk; queued work is dropped.
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._state is not None:
+            close_state(self._state)
+            self._state = None
             self._executor = None
+
+
+def _ssl_context(certfile: Union[str, "os.PathLike[str]", None],
+                 keyfile: Union[str, "os.PathLike[str]", None]) -> Optional[ssl.SSLContext]:
+    """Return a server TLS context for the certificate, or None without one.
+
+    Raises:
+        ValueError: a key without a certificate.
+        OSError, ssl.SSLError: unreadable or mismatched files.
+    """
+    if certfile is None:
+        if keyfile is not None:
+            raise ValueError("a TLS key needs its certificate (certfile)")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)  # modern defaults (TLS >= 1.2)
+    context.load_cert_chain(certfile, keyfile)
+    return context

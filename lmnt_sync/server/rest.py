@@ -25,6 +25,7 @@ Decisions where PROTOCOL.md leaves room:
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import random
@@ -63,6 +64,7 @@ CHARACTER_LIMIT = 10_000_000
 
 _FILE_FIELDS = {"file", "files", "files[]", "file_field"}
 _MAX_FIELD_BYTES = 64 * 1024
+_WRITE_BYTES = 1024 * 1024  # upload bytes gathered per write (one thread hop each)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -242,14 +244,14 @@ async def voice_update(request: web.Request) -> web.Response:
     """Handle ``PUT /v1/ai/voice/{id}``: only the given keys change."""
     store = request.app[STATE_KEY].voices
     changes = await _read_fields(request)
-    voice = store.update(request.match_info["voice_id"], changes)
+    voice = await asyncio.to_thread(store.update, request.match_info["voice_id"], changes)
     return web.json_response({"voice": voice})
 
 
 async def voice_delete(request: web.Request) -> web.Response:
     """Handle ``DELETE /v1/ai/voice/{id}``."""
     store = request.app[STATE_KEY].voices
-    store.delete(request.match_info["voice_id"])
+    await asyncio.to_thread(store.delete, request.match_info["voice_id"])
     return web.json_response({"success": True})
 
 
@@ -271,7 +273,8 @@ async def voice_create(request: web.Request) -> web.Response:
     try:
         with _malformed_body("multipart body"):
             metadata = await _read_voice_parts(request, state, fields, files)
-        voice = state.voices.create(
+        voice = await asyncio.to_thread(
+            state.voices.create,
             _first(fields, metadata, "name") or "",
             files,
             description=_first(fields, metadata, "description"),
@@ -279,56 +282,77 @@ async def voice_create(request: web.Request) -> web.Response:
             tags=fields.get("tags[]", []) + fields.get("tags", []) + list(metadata.get("tags") or []),
         )
     except BaseException:
-        state.voices.discard_uploads(files)
+        await asyncio.to_thread(state.voices.discard_uploads, files)
         raise
     return web.json_response(voice)
 
 
 async def _read_voice_parts(request: web.Request, state: ServerState,
                             fields: Dict[str, List[str]], files: List[Path]) -> Dict[str, Any]:
-    """Read every part: files to disk (appended to ``files``), fields to ``fields``."""
+    """Read every part: files to disk (appended to ``files``), fields to ``fields``.
+
+    Bounded (:class:`.state.Limits`): parts, files, bytes per file and in
+    total, and field bytes in total; each bound gets a clear error.
+    """
+    limits = state.limits
     reader = await request.multipart()
     metadata: Dict[str, Any] = {}
-    budget = [state.limits.max_upload_bytes]
-    while True:
+    budget = [limits.max_upload_bytes]
+    field_budget = [limits.max_voice_metadata_bytes]
+    for _ in range(limits.max_upload_parts + 1):
         part = await reader.next()
         if part is None:
             return metadata
         if not isinstance(part, BodyPartReader):
             raise ApiError("invalid_request_error", "nested multipart bodies are not supported")
         if part.filename is not None or part.name in _FILE_FIELDS:
+            if len(files) >= limits.max_upload_files:
+                raise ApiError("invalid_request_error", f"a voice takes at most "
+                               f"{limits.max_upload_files} audio files", status=413)
             files.append(await _save_upload(part, state, budget))
         elif part.name == "metadata":
-            metadata = json_object(await _read_field(part), "the 'metadata' part")
+            metadata = json_object(await _read_field(part, field_budget), "the 'metadata' part")
         elif part.name:
-            fields.setdefault(part.name, []).append(await _read_field(part))
+            fields.setdefault(part.name, []).append(await _read_field(part, field_budget))
+    raise ApiError("invalid_request_error", f"a voice upload has at most {limits.max_upload_parts} "
+                   "parts (files and fields)", status=413)
 
 
 async def _save_upload(part: BodyPartReader, state: ServerState, budget: List[int]) -> Path:
+    """Stream one file part to disk; the writes run in a thread, off the event loop."""
+    limits = state.limits
     path = state.voices.upload_path(part.filename)
-    with open(path, "wb") as out:
+    size, pending = 0, bytearray()
+    with await asyncio.to_thread(open, path, "wb") as out:
         while True:
             chunk = await part.read_chunk()
+            size += len(chunk)
+            budget[0] -= len(chunk)
+            if size > limits.max_file_bytes or budget[0] < 0:
+                out.close()
+                await asyncio.to_thread(path.unlink, missing_ok=True)
+                what = (f"one file exceeds {limits.max_file_bytes} bytes" if size > limits.max_file_bytes
+                        else f"uploaded audio exceeds {limits.max_upload_bytes} bytes")
+                raise ApiError("invalid_request_error", what, status=413)
+            pending += chunk
+            if pending and (not chunk or len(pending) >= _WRITE_BYTES):
+                await asyncio.to_thread(out.write, bytes(pending))
+                pending.clear()
             if not chunk:
                 return path
-            budget[0] -= len(chunk)
-            if budget[0] < 0:
-                out.close()
-                path.unlink(missing_ok=True)
-                raise ApiError("invalid_request_error", "uploaded audio exceeds "
-                               f"{state.limits.max_upload_bytes} bytes", status=413)
-            out.write(chunk)
 
 
-async def _read_field(part: BodyPartReader) -> str:
+async def _read_field(part: BodyPartReader, budget: List[int]) -> str:
     data = bytearray()
     while True:
         chunk = await part.read_chunk()
         if not chunk:
             return data.decode("utf-8", errors="replace")
         data += chunk
-        if len(data) > _MAX_FIELD_BYTES:
-            raise ApiError("invalid_request_error", f"form field {part.name!r} is too large")
+        budget[0] -= len(chunk)
+        if len(data) > _MAX_FIELD_BYTES or budget[0] < 0:
+            raise ApiError("invalid_request_error", f"form field {str(part.name)[:40]!r} is too "
+                           "large (fields may hold 64 KiB in all)", status=413)
 
 
 def _first(fields: Dict[str, List[str]], metadata: Dict[str, Any], key: str) -> Optional[str]:

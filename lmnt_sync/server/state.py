@@ -47,10 +47,24 @@ class Limits:
         max_buffered_chars: text a session may hold not yet synthesized.
         max_rest_chars: text per REST speech request (LMNT: 5000).
         max_upload_bytes: total audio per voice creation (LMNT: 250 MB).
+        max_file_bytes: one uploaded audio file.
+        max_upload_files: audio files per voice creation.
+        max_upload_parts: multipart parts (files and fields) per creation.
+        max_voice_metadata_bytes: a voice's fields (name, description,
+            tags) in all, as uploaded and as stored.
+        max_voices: created voices the store holds.
+        store_timeout: seconds a voice change waits for the database
+            (another process's write lock, or connecting).
         init_timeout: seconds a new websocket may wait before its init.
-        ping_interval: seconds between keepalive pings the server sends on
-            a websocket that is otherwise quiet; a client that has not
-            answered half that long later is dropped (None: no pings).
+        idle_timeout: seconds a connection may take to send a request's
+            headers, or stay idle between requests, before it is closed
+            (aiohttp's ``keepalive_timeout``, which also runs from the
+            moment a connection is accepted): half-sent requests cannot
+            hold sockets for long (slowloris).
+        ping_interval: seconds a websocket peer may show no life (no frame
+            from it, no progress draining what we queued for it) before the
+            server pings it; with still none half that long later it is
+            dropped (None: no pings). See :mod:`.keepalive`.
     """
 
     max_sessions: int = DEFAULT_MAX_SESSIONS
@@ -58,7 +72,14 @@ class Limits:
     max_buffered_chars: int = 100_000
     max_rest_chars: int = 5000
     max_upload_bytes: int = 250 * 1024 * 1024
+    max_file_bytes: int = 100 * 1024 * 1024
+    max_upload_files: int = 32
+    max_upload_parts: int = 128
+    max_voice_metadata_bytes: int = 64 * 1024
+    max_voices: int = 10_000
+    store_timeout: float = 5.0
     init_timeout: float = 30.0
+    idle_timeout: float = 15.0
     ping_interval: Optional[float] = 20.0
 
     @property

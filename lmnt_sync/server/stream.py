@@ -52,6 +52,7 @@ from aiohttp import WSMsgType, web
 
 from .apierror import ApiError, new_request_id
 from .buffering import TextBuffer
+from .keepalive import Keepalive
 from .codecs import Encoder
 from .state import STREAMING, ServerState
 from .scheduling import CONTINUATION, FIRST_AUDIO, Priority
@@ -95,31 +96,45 @@ async def handle_websocket(request: web.Request, state: ServerState) -> web.Stre
         max_msg_size=state.limits.transport_message_bytes,
         timeout=5.0,  # bounds close(): how long to wait for the client's close frame
         compress=False,  # audio does not deflate; compression would only cost CPU
-        heartbeat=state.limits.ping_interval,  # drops clients that vanished without closing
+        autoping=False,  # pings and pongs are seen by _receive (they show the peer alive)
     )
     ws.headers["request-id"] = request_id  # equals ready.request_id
     await ws.prepare(request)
     request[STREAMING] = True  # the upgrade is sent: errors go in-band now
     state.connections.add(ws)
+    # Drops clients that vanished without closing, but not slow readers.
+    keepalive = Keepalive(ws, request.transport, state.limits.ping_interval).start()
     try:
-        session = await _open_session(ws, state, request_id)
+        session = await _open_session(ws, state, request_id, keepalive)
         if session is not None:
             await session.run()
     finally:
         state.connections.discard(ws)
+        await keepalive.stop()
         if not ws.closed:
             await ws.close()
     return ws
 
 
+async def _receive(ws: web.WebSocketResponse, keepalive: Keepalive) -> Any:
+    """Return the next data or close message; answer pings on the way."""
+    while True:
+        msg = await ws.receive()
+        keepalive.heard()
+        if msg.type is WSMsgType.PING:
+            await ws.pong(msg.data)
+        elif msg.type is not WSMsgType.PONG:
+            return msg
+
+
 async def _open_session(
-    ws: web.WebSocketResponse, state: ServerState, request_id: str
+    ws: web.WebSocketResponse, state: ServerState, request_id: str, keepalive: Keepalive
 ) -> Optional["SpeechSession"]:
     """Read and check the init message; on failure send the error and close."""
     frames = state.recorder.new_session()
     generation: Optional[Generation] = None
     try:
-        init = decode_json(await _receive_init(ws, state))
+        init = decode_json(await _receive_init(ws, state, keepalive))
         state.recorder.record(frames, redact(init))
         generation = detect_generation(init)
         config = parse_init(init)
@@ -133,17 +148,18 @@ async def _open_session(
     except Exception as exc:  # ApiError: the client's fault; anything else is ours
         await _send_error(ws, generation, _as_api_error(exc, request_id), request_id)
         return None
-    return SpeechSession(ws, state, config, voice, request_id, frames)
+    return SpeechSession(ws, state, config, voice, request_id, frames, keepalive)
 
 
 class _Closed(Exception):
     """The client went away before sending its init message."""
 
 
-async def _receive_init(ws: web.WebSocketResponse, state: ServerState) -> str:
+async def _receive_init(ws: web.WebSocketResponse, state: ServerState, keepalive: Keepalive) -> str:
     timeout = state.limits.init_timeout
     try:
-        msg = await ws.receive(timeout=timeout)
+        # One deadline for the init, however many pings come before it.
+        msg = await asyncio.wait_for(_receive(ws, keepalive), timeout)
     except asyncio.TimeoutError:
         raise ApiError("invalid_request_error", f"no init message within {timeout:g} s") from None
     if msg.type is WSMsgType.BINARY:
@@ -187,8 +203,10 @@ class SpeechSession:
     """
 
     def __init__(self, ws: web.WebSocketResponse, state: ServerState, config: SessionConfig,
-                 voice: VoiceRef, request_id: str, frames: Optional[List[Dict[str, Any]]]) -> None:
+                 voice: VoiceRef, request_id: str, frames: Optional[List[Dict[str, Any]]],
+                 keepalive: Keepalive) -> None:
         self._ws = ws
+        self._keepalive = keepalive
         self._state = state
         self._config = config
         self._engine = state.engines[voice.engine]
@@ -235,7 +253,8 @@ class SpeechSession:
     # -- reader ------------------------------------------------------------
 
     async def _read(self) -> None:
-        async for msg in self._ws:
+        while True:
+            msg = await _receive(self._ws, self._keepalive)
             if msg.type is WSMsgType.TEXT:
                 self._on_text(msg.data)
             elif msg.type is WSMsgType.BINARY:

@@ -35,6 +35,8 @@ Decisions on PROTOCOL.md §5's open questions (this module and
   characters of text waiting to be spoken, the init message within 30 s,
   128 concurrent sessions (``rate_limit_error`` beyond); idle sessions are
   not timed out. All configurable through :class:`.state.Limits`.
+* Unpaired surrogates in ``text`` (``"\ud800"`` escapes) become U+FFFD and
+  the session goes on (REST speech, one request, answers 400 instead).
 * Errors before the generation is known (binary or non-JSON first frame,
   no init in time) use the current shape.
 * One ``timestamps`` frame per audio frame, sent right after it; legacy and
@@ -45,11 +47,12 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from .. import spec
-from .apierror import ApiError, api_version, integer_field, json_object, speakable
+from .apierror import ApiError, api_version, integer_field, json_object
 from .codecs import STREAMING_FORMATS, normalize_format, normalize_sample_rate
 
 __all__ = [
@@ -74,6 +77,7 @@ __all__ = [
 REDACTED = "<redacted>"
 _KEY_FIELD = spec.KEY_FIELD
 _TRUE_STRINGS = {"true", "1", "yes", "on"}
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads joins valid pairs
 
 
 class Generation(enum.Enum):
@@ -316,7 +320,10 @@ def _text_field(message: Dict[str, Any]) -> str:
     text = message.get("text")
     if not isinstance(text, str):
         raise ApiError("invalid_request_error", "'text' must be a string")
-    return speakable(text, "'text'")
+    # A lone surrogate (JSON "\ud800") is not text. Like WHATWG's USVString
+    # conversion and JavaScript's TextEncoder (so the Node SDK sends the
+    # same), it becomes U+FFFD: one bad code unit must not end a session.
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _nonce(message: Dict[str, Any]) -> Any:
