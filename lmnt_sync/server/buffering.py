@@ -100,9 +100,12 @@ class TextBuffer:
         """Append ``text`` verbatim and return the segments now ready.
 
         Runs the sentence splitter once over the buffer (about 1 ms per 60
-        characters held), only when a sentence mark is followed by whitespace.
+        characters held), only when ``text`` holds whitespace and a sentence
+        mark is followed by whitespace.
         """
         self._text += text
+        if not any(c.isspace() for c in text):
+            return []  # every cut ends at whitespace: none can be new
         segments: List[str] = []
         cuts = complete_sentences(self._text)
         if not self._turn_started:

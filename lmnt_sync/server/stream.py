@@ -54,6 +54,7 @@ from aiohttp import WSMsgType, web
 from .apierror import ApiError, new_request_id
 from .buffering import TextBuffer
 from .codecs import Encoder
+from .joins import has_sentence_mark
 from .state import STREAMING, ServerState
 from .scheduling import CONTINUATION, FIRST_AUDIO, Priority
 from .synthesis import ChunkSource, in_worker, submit_to_worker
@@ -76,6 +77,7 @@ Frame = Union[str, bytes]
 class _Segment:
     text: str
     turn: int  # segments of one turn go between two flushes/resets
+    continues: bool = False  # carries on a sentence the previous segment began
     cancelled: bool = False  # set by a reset
     stopped: Optional["asyncio.Future[None]"] = None  # done once cancelled, while spoken
 
@@ -208,6 +210,7 @@ class SpeechSession:
         self._wakeup = asyncio.Event()
         self._queued_chars = 0
         self._turn = 0  # bumped by flush and reset (see _Segment.turn)
+        self._open_sentence = False  # the last segment queued this turn ended mid-sentence
         self._speaking: Optional[_Segment] = None  # the segment being synthesized
         self._finished = False  # finish/eof received
         self._closing = False  # the speaker (or an error) is closing the socket
@@ -215,8 +218,8 @@ class SpeechSession:
         self._send_lock = asyncio.Lock()
         rate = self._engine.sample_rate
         self._encoder = Encoder(config.format, config.sample_rate, rate)
-        self._timeline = Timeline(rate, config.cumulative_timestamps)
-        self._padding = 0.0  # drain padding already added to the timeline
+        self._timeline = Timeline(config.cumulative_timestamps)
+        self._sent = 0.0  # decoded seconds of the audio sent (every encoder output is sent)
         self._dry_at = 0.0  # monotonic time the client runs out of audio sent so far
         self._voiced_turn = -1  # turn of the last segment that sent audio
         self._idle_timer: Optional[asyncio.TimerHandle] = None  # see _arm_idle
@@ -275,6 +278,7 @@ class SpeechSession:
         else:  # Flush or Finish: both speak everything buffered now
             self._queue_segments(self._buffer.flush())
             self._turn += 1
+            self._open_sentence = False
             self._put(command)
             self._finished = isinstance(command, Finish)
         self._arm_idle()
@@ -300,7 +304,8 @@ class SpeechSession:
     def _queue_segments(self, segments: Sequence[str]) -> None:
         for text in segments:
             self._queued_chars += len(text)
-            self._put(_Segment(text, self._turn))
+            self._put(_Segment(text, self._turn, continues=self._open_sentence))
+            self._open_sentence = not has_sentence_mark(text.split()[-1])
 
     def _check_backlog(self) -> None:
         backlog = self._buffer.pending_chars + self._queued_chars
@@ -317,6 +322,7 @@ class SpeechSession:
         goes out, in order, before ``reset_complete``).
         """
         self._turn += 1
+        self._open_sentence = False
         self._buffer.reset()
         kept: Deque[_Item] = deque()
         for item in self._items:
@@ -365,7 +371,8 @@ class SpeechSession:
 
     async def _speak_segment(self, segment: _Segment) -> None:
         self._state.characters += len(segment.text)
-        source = ChunkSource(self._engine, segment.text, self._voice, self._encoder)
+        source = ChunkSource(self._engine, segment.text, self._voice, self._encoder,
+                             continues=segment.continues)
         segment.stopped = asyncio.get_running_loop().create_future()
         self._speaking = segment
         try:
@@ -374,7 +381,7 @@ class SpeechSession:
                 if step is None:
                     break  # done, or a reset made this audio unwanted
                 chunk, data, seconds = step
-                self._timeline.add(chunk)  # a chunk's timings go with its first piece
+                self._timeline.add(chunk, source.position)  # timings go with the chunk's first piece
                 await self._emit(data)
                 self._played(seconds, segment)
         finally:
@@ -389,7 +396,8 @@ class SpeechSession:
 
         A reset does not wait for the engine: the step is abandoned (it ends
         in its worker and its audio is dropped), unless it is encoding, which
-        takes milliseconds and must end before the encoder is used again.
+        takes milliseconds and must end before the encoder is used again; its
+        result is then returned (and sent, ahead of ``reset_complete``).
         """
         assert segment.stopped is not None
         step = submit_to_worker(self._state.executor, source.next_encoded,
@@ -406,8 +414,9 @@ class SpeechSession:
             step.add_done_callback(_ignore_result)
             return None
         await asyncio.wait((step,))  # encoding now: a few milliseconds
-        step.add_done_callback(_ignore_result)
-        return None
+        # Its audio goes out before reset_complete (allowed: pre-reset audio),
+        # so every byte the encoder made reaches the client and timings stay true.
+        return step.result()
 
     async def _acknowledge(self, item: Union[Flush, Reset]) -> None:
         await self._emit(await self._drain(), final=True)
@@ -415,17 +424,11 @@ class SpeechSession:
         ack = ack_frame(kind, item.nonce, item.style)
         if ack is not None:
             await self._send([ack])
-        self._timeline.restart()
+        self._timeline.restart(self._encoder.decoded_seconds)
 
     async def _drain(self) -> bytes:
-        """Drain the encoder; the silence it pads with moves later timings."""
-        data = await self._encoder_step(self._encoder.drain)
-        padding = self._encoder.padding_seconds
-        # Before the drained frame's take(), so per-frame starts after it
-        # count from the end of the padding.
-        self._timeline.add_silence(padding - self._padding)
-        self._padding = padding
-        return data
+        """Drain the encoder (its padding is in :attr:`Encoder.position_seconds`)."""
+        return await self._encoder_step(self._encoder.drain)
 
     async def _finish(self) -> None:
         await self._emit(await self._encoder_step(self._encoder.finish), final=True)
@@ -440,6 +443,9 @@ class SpeechSession:
         whether the buffer is empty.
         """
         config = self._config
+        # ``data`` is the encoder's latest output: the frame starts where the
+        # audio sent before it ends.
+        frame_start, self._sent = self._sent, self._encoder.decoded_seconds
         if not config.timings:
             if data:
                 await self._send([data])
@@ -447,21 +453,21 @@ class SpeechSession:
         if not data and not final:
             return  # the encoder held the audio back; its timings wait with it
         if config.extras_before_audio:
-            await self._emit_extras(data, final)
+            await self._emit_extras(data, final, frame_start)
             return
-        words = self._timeline.take()
+        words = self._timeline.take(frame_start)
         frames: List[Frame] = [data] if data else []
         if words:
             frames.append(timings_frame(config, words, False))
         if frames:
             await self._send(frames)
 
-    async def _emit_extras(self, data: bytes, final: bool) -> None:
+    async def _emit_extras(self, data: bytes, final: bool, frame_start: float) -> None:
         empty = final and self._buffer.is_empty and not self._items
         if not data and not self._timeline.has_pending and (not empty or self._announced_empty):
             return
         self._announced_empty = empty
-        await self._send([timings_frame(self._config, self._timeline.take(), empty), data])
+        await self._send([timings_frame(self._config, self._timeline.take(frame_start), empty), data])
 
     # -- plumbing ----------------------------------------------------------
 

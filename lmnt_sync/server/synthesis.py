@@ -17,7 +17,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 from .codecs import Encoder
 from .engines.base import Engine, SpeechChunk
+from .joins import join_chunks
 from .scheduling import Priority, UrgencyExecutor
+from .textnorm import speak_normalized
 from .timeline import Timeline
 
 __all__ = ["ChunkSource", "synthesize_all", "in_worker", "submit_to_worker", "FIRST_PIECE_SECONDS"]
@@ -39,8 +41,12 @@ class ChunkSource:
     at any time.
     """
 
-    def __init__(self, engine: Engine, text: str, voice: str, encoder: Encoder) -> None:
+    def __init__(self, engine: Engine, text: str, voice: str, encoder: Encoder,
+                 continues: bool = False) -> None:
+        """``continues``: ``text`` carries on a sentence the previous piece began
+        (its padding at the join is trimmed, see :mod:`.joins`)."""
         self._engine = engine
+        self._continues = continues
         self._text = text
         self._voice = voice
         self._encoder = encoder
@@ -48,6 +54,9 @@ class ChunkSource:
         self._bytes_per_second = 2 * engine.sample_rate
         self._piece = FIRST_PIECE_SECONDS if encoder.is_codec else 0.0  # 0: chunks go whole
         self._rest = 0.0  # seconds of the current chunk the encoder holds back
+        #: Where the chunk the last step returned sounds in the decoded
+        #: stream (seconds; :attr:`Encoder.position_seconds` before encoding it).
+        self.position = 0.0
         # abandon() against a step about to touch the encoder: after abandon()
         # returns True no step of this source uses the encoder again.
         self._lock = threading.Lock()
@@ -94,11 +103,12 @@ class ChunkSource:
         if self._abandoned:
             return None
         if self._chunks is None:
-            self._chunks = iter(self._engine.synthesize(self._text, self._voice))
+            self._chunks = speak(self._engine, self._text, self._voice, self._continues)
         chunk = next(self._chunks, None)
         if chunk is None or not self._claim_encoder():
             return None
         try:
+            self.position = self._encoder.position_seconds
             seconds = len(chunk.pcm) / self._bytes_per_second
             if self._piece and seconds > 2 * self._piece:
                 self._rest = seconds - self._piece
@@ -108,16 +118,27 @@ class ChunkSource:
             self._encoding = False
 
 
+def speak(engine: Engine, text: str, voice: str, continues: bool = False) -> Iterator[SpeechChunk]:
+    """Return ``engine``'s chunks for ``text``, ready to send.
+
+    The text is normalised first (:mod:`.textnorm`: numbers and symbols as
+    words, timings kept on the client's words), then mid-sentence joins are
+    trimmed (:mod:`.joins`). Blocks (lazily, per chunk) while the engine runs.
+    """
+    chunks = speak_normalized(lambda spoken: engine.synthesize(spoken, voice), text, engine.sample_rate)
+    return join_chunks(chunks, engine.name, engine.sample_rate, continues)
+
+
 def synthesize_all(engine: Engine, text: str, voice: str,
                    encoder: Encoder) -> Tuple[bytes, List[Dict[str, Any]]]:
     """Return the whole encoded audio and word timings counted from its start.
 
     Blocks for the full synthesis; finishes ``encoder``.
     """
-    timeline = Timeline(engine.sample_rate, cumulative=True)
+    timeline = Timeline(cumulative=True)
     parts: List[bytes] = []
-    for chunk in engine.synthesize(text, voice):
-        timeline.add(chunk)
+    for chunk in speak(engine, text, voice):
+        timeline.add(chunk, encoder.position_seconds)
         parts.append(encoder.encode(chunk.pcm))
     parts.append(encoder.finish())
     return b"".join(parts), timeline.take()
