@@ -15,7 +15,9 @@ this module reproduces that behaviour for the local server:
 * The *first* segment of a turn starts early, to keep the time to first
   audio low, but only where speech pauses anyway: at a clause boundary
   (``,`` ``;`` ``:`` or a dash followed by whitespace) once it holds
-  ``first_clause_words`` words. When the client stops sending for
+  ``first_clause_words`` words, or before a word that starts a phrase
+  (``and``, ``because``, ``which``, ...) once it holds ``first_phrase_words``
+  words. When the client stops sending for
   ``idle_seconds`` with at least ``idle_words`` complete words buffered and
   the turn not started, :meth:`TextBuffer.idle` releases them (the session
   calls it from a timer): a slow producer still gets audio soon, and a fast
@@ -50,6 +52,13 @@ __all__ = ["BufferRules", "TextBuffer"]
 
 _CLAUSE_END = re.compile(r"(?:[,;:]|\s[-\u2013\u2014])[\"'\u201d\u2019)\]]*\s")
 _WORD_END = re.compile(r"\S\s")
+_WORD = re.compile(r"\S+(?=\s)")  # a complete word
+# Words a phrase starts with, before which speech pauses anyway (a boundary
+# the voice marks without punctuation): conjunctions and relative words.
+_PHRASE_STARTS = frozenset(
+    "and but or so because when while which who whose where if unless until before after "
+    "although though whereas except since".split()
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,9 @@ class BufferRules:
     Attributes:
         first_clause_words: the first segment of a turn may end at a clause
             boundary once it has at least this many words.
+        first_phrase_words: the first segment of a turn may end before a
+            phrase-starting word ("and", "because", "which", ...) once it has
+            at least this many words.
         idle_words: :meth:`TextBuffer.idle` releases the first segment of a
             turn only when at least this many complete words wait.
         idle_seconds: how long the client must send nothing before the
@@ -67,6 +79,7 @@ class BufferRules:
     """
 
     first_clause_words: int = 3
+    first_phrase_words: int = 6
     idle_words: int = 4
     idle_seconds: float = 0.25
     max_words: int = 40
@@ -167,11 +180,24 @@ class TextBuffer:
         return [segment]
 
     def _early_cut(self, limit: int) -> Optional[int]:
-        """Return a clause cut before ``limit`` for the first segment of a turn."""
+        """Return a cut before ``limit`` for the first segment of a turn.
+
+        After a clause mark once ``first_clause_words`` words are in, or
+        before a phrase-starting word ("and", "because", "which", ...) once
+        ``first_phrase_words`` words are, whichever comes first.
+        """
+        rules = self._rules
+        clause_cut = None
         for clause in _CLAUSE_END.finditer(self._text, 0, limit):
-            if _count_words(self._text[: clause.end()]) >= self._rules.first_clause_words:
-                return clause.end()
-        return None
+            if _count_words(self._text[: clause.end()]) >= rules.first_clause_words:
+                clause_cut = clause.end()
+                break
+        for count, word in enumerate(_WORD.finditer(self._text, 0, limit)):
+            if clause_cut is not None and word.start() >= clause_cut:
+                break
+            if count >= rules.first_phrase_words and word[0].lower() in _PHRASE_STARTS:
+                return word.start()
+        return clause_cut
 
     def _run_on_cut(
         self, words: int, *, limit: Optional[int] = None, prefer_clause: bool = False

@@ -33,6 +33,7 @@ _local = threading.local()
 # A sentence mark, then closing quotes or brackets, at the end of a word.
 _MARK_AT_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
 _CLOSERS = "\"'\u201d\u2019)]"
+_MARK_THEN_SPACE = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*\s+")
 _DOTTED = re.compile(r"^(?:[A-Za-z]\.)+$")  # "J." "e.g." "p.m." "U.S."
 
 
@@ -105,8 +106,14 @@ def complete_sentences(text: str) -> List[int]:
     complete; the last one also when :func:`ends_sentence` says so of its last
     word and whitespace follows it.
     """
-    if not re.search(r"[.!?\u2026][\"'\u201d\u2019)\]]*\s", text):
+    marks = list(_MARK_THEN_SPACE.finditer(text))
+    if not marks:
         return []  # no sentence mark followed by whitespace: nothing can be over
+    if len(marks) == 1 and not any(c.isspace() for c in text[marks[0].end():]):
+        # One mark, followed by at most part of a word (text streaming in
+        # sentence by sentence): too little context for pysbd to add anything
+        # to the word's own evidence; skip its ~1 ms.
+        return [marks[0].end()] if ends_sentence(text[:marks[0].end()].split()[-1]) else []
     ends = sentence_spans(text)
     cuts: List[int] = []
     tail = len(text.rstrip())
