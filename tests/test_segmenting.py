@@ -2,8 +2,8 @@
 
 A paragraph sent in random pieces (mid-word too) over the websocket is
 compared with the one-piece REST rendering of the same text, both spoken by
-the real voices: the same words in order (server timings exactly, and the
-audio through pocketsphinx), and no pause over 0.25 s inside a sentence
+the real voices: the same words in order (server timings exactly; and the
+audio through pocketsphinx, heard as well as the one-piece rendering), and no pause over 0.25 s inside a sentence
 that is more than 0.1 s longer than the one-piece rendering's pause there
 (the longer of two renderings: the voices vary their pauses run to run).
 """
@@ -48,7 +48,7 @@ def _pieces(text, rng):
 
 def _streamed(server, voice, text, seed):
     """Stream ``text`` in random pieces then finish; return (pcm, timestamps)."""
-    ws = connect(server, current_init(server, voice=voice, format="pcm_s16le"))
+    ws = connect(server, current_init(server, voice=voice, format="pcm_s16le"), timeout=120)
     try:
         send(ws, *({"type": "text", "text": p} for p in _pieces(text, random.Random(seed))),
              {"type": "finish"})
@@ -80,7 +80,10 @@ def test_random_pieces_sound_like_the_whole_text(srv, voice, index):
     assert [w["text"] for w in streamed_stamps] == text.split()
     assert [w["text"] for w in whole_stamps] == text.split()
     heard_streamed, heard_whole = transcribe(streamed, rate), transcribe(whole, rate)
-    assert word_error_rate(heard_whole, heard_streamed) < 0.2, (heard_whole, heard_streamed)
+    # pocketsphinx mishears either rendering somewhat (WER 0.1-0.3 on TTS): the
+    # streamed one must be heard about as well as the one-piece one.
+    streamed_wer, whole_wer = word_error_rate(text, heard_streamed), word_error_rate(text, heard_whole)
+    assert streamed_wer <= whole_wer + 0.1, (streamed_wer, whole_wer, heard_streamed, heard_whole)
     streamed_pauses = pauses_inside_sentences(streamed, rate, streamed_stamps)
     # The voices vary their pauses from one rendering to the next (piper's
     # duration noise): the one-piece pause at a word is the longest of two.
