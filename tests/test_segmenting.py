@@ -91,7 +91,10 @@ def test_random_pieces_sound_like_the_whole_text(srv, voice, index):
     whole_pauses = pauses_inside_sentences(whole, rate, whole_stamps)
     for k, seconds in pauses_inside_sentences(again, rate, again_stamps).items():
         whole_pauses[k] = max(seconds, whole_pauses.get(k, 0.0))
-    extra = {streamed_stamps[k]["text"]: (seconds, whole_pauses.get(k, 0.0))
+    # A pause is tied to a word through timings that may be off by a word
+    # (a quiet onset): compare with the one-piece pauses at the neighbours too.
+    near = {k: max(whole_pauses.get(j, 0.0) for j in (k - 1, k, k + 1)) for k in streamed_pauses}
+    extra = {streamed_stamps[k]["text"]: (seconds, near[k])
              for k, seconds in streamed_pauses.items()
-             if seconds > LONG_PAUSE and seconds > whole_pauses.get(k, 0.0) + 0.1}
+             if seconds > LONG_PAUSE and seconds > near[k] + 0.1}
     assert not extra, f"pauses (streamed, whole) longer than the one-piece rendering's: {extra}"
