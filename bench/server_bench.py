@@ -35,7 +35,7 @@ sys.path.insert(0, HERE)
 from engines import PARAGRAPH, SHORT  # noqa: E402  (bench/engines.py: the same texts)
 from stats import percentile, proc_cpu, proc_rss  # noqa: E402
 
-from lmnt_sync.server.buffering import BufferRules  # noqa: E402
+from lmnt_sync.server.buffering import TextBuffer  # noqa: E402
 
 __all__ = ["first_audio", "real_time_factor", "ramp_level", "SHORT", "PARAGRAPH", "FORMATS"]
 
@@ -166,6 +166,15 @@ def _underrun(arrivals: List[tuple]) -> Dict[str, float]:
     return {"gap": gap, "headroom": headroom if headroom != float("inf") else 0.0}
 
 
+def _first_segment_words(words: List[str]) -> int:
+    """Return how many words, sent one by one, release the server's first segment."""
+    buffer = TextBuffer()
+    for i, word in enumerate(words):
+        if buffer.push(word + " "):
+            return i + 1
+    return len(words)
+
+
 def ramp_level(url: str, key: str, pid: int, voice: str, sessions: int, seconds: float,
                words_per_s: float = 6.0) -> Dict[str, Any]:
     """Run ``sessions`` concurrent streaming sessions; return underruns, latency, RSS, CPU."""
@@ -195,9 +204,9 @@ def ramp_level(url: str, key: str, pid: int, voice: str, sessions: int, seconds:
     failures = [r for r in results if isinstance(r, BaseException) or r["error"]]
     ok = [r for r in results if not isinstance(r, BaseException) and not r["error"]]
     checks = [_underrun(r["arrivals"]) for r in ok]
-    # The first frame speaks the first segment: the server's first_max_words words (the
-    # paragraph has no clause mark before then), so it is due once that word was sent.
-    n_first = BufferRules().first_max_words
+    # The first frame speaks the first segment, due once the word completing it was sent
+    # (words come faster than the buffer's idle_seconds, so only punctuation cuts).
+    n_first = _first_segment_words(words)
     firsts = [(r["arrivals"][0][0] - r["sent"][n_first - 1]) * 1000 for r in ok
               if r["arrivals"] and len(r["sent"]) >= n_first]
     return {

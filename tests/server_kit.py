@@ -159,9 +159,14 @@ def onsets(pcm: bytes, rate: int, hop_seconds: float = 0.005) -> List[float]:
 
 
 def synthetic_seconds(text: str, rate: int = 24000) -> float:
-    """Return how long the synthetic engine speaks ``text`` (per its formula)."""
+    """Return how long the synthetic engine speaks ``text`` (per its formula).
+
+    The server normalises text before any engine ("3" is spoken "three").
+    """
+    from lmnt_sync.server.textnorm import normalize_text
+
     total = 0
-    for word in text.split():
+    for word in normalize_text(text).split():
         total += int((0.060 + 0.040 * len(word)) * rate) + int(0.050 * rate)
     return total / rate
 

@@ -1,5 +1,6 @@
 """Speech-recognition helpers for tests and benchmarks: is it intelligible?
 
+``pauses_inside_sentences`` finds the silences a listener hears mid-sentence.
 ``transcribe`` runs pocketsphinx with the US English model bundled in the
 ``pocketsphinx`` package (no download); ``word_error_rate`` compares texts.
 pocketsphinx is a small, old recognizer: a WER of 0.1-0.3 on clear TTS
@@ -9,12 +10,12 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import soxr
 
-__all__ = ["transcribe", "word_error_rate", "normalize_words"]
+__all__ = ["transcribe", "word_error_rate", "normalize_words", "pauses_inside_sentences"]
 
 _RATE = 16000  # the bundled acoustic model is trained on 16 kHz audio
 _decoder = None
@@ -77,3 +78,29 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
         for j, h in enumerate(hyp, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
     return row[-1] / len(ref)
+
+
+def pauses_inside_sentences(pcm: bytes, rate: int, stamps: List[dict]) -> Dict[int, float]:
+    """Return {word index: seconds of silence after it} for words inside a sentence.
+
+    ``stamps``: API 1.2 timestamps (cumulative) of int16 mono ``pcm``.
+
+    Silence is a run of 10 ms frames 30 dB below the loudest; a run belongs
+    to the last word timed to start before it.
+    """
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    frame = rate // 100
+    blocks = samples[: len(samples) // frame * frame].reshape(-1, frame)
+    rms = np.sqrt((blocks * blocks).mean(axis=1))
+    quiet = rms < rms.max() * 10 ** (-30 / 20)
+    pauses, run = {}, 0
+    for i, q in enumerate(quiet):
+        run = run + 1 if q else 0
+        if run and (i + 1 == len(quiet) or not quiet[i + 1]):
+            start = (i + 1 - run) * 0.01
+            before = [k for k, w in enumerate(stamps) if w["start"] <= start]
+            if before and before[-1] + 1 < len(stamps):  # not the silence at the end
+                word = stamps[before[-1]]["text"].rstrip("\"')")
+                if not word.endswith((".", "!", "?")):
+                    pauses[before[-1]] = max(pauses.get(before[-1], 0.0), run * 0.01)
+    return pauses

@@ -13,8 +13,24 @@ PUSH_TABLE = [
     pytest.param(["Pi is 3.14 roughly"], [[]], id="decimal-point-is-not-a-sentence-end"),
     pytest.param(["Well, you see, I think "], [["Well, you see,"]], id="first-segment-starts-at-clause-boundary"),
     pytest.param(["Hi, there "], [[]], id="clause-too-short-for-early-start"),
-    pytest.param(["one two three four five six seven eight nine "],
-                 [["one two three four five six seven eight"]], id="first-segment-after-max-words"),
+    pytest.param(["one two three four five six seven eight nine ten "], [[]],
+                 id="first-segment-never-cut-mid-phrase-while-text-flows"),
+    pytest.param(["The museum opens at nine on weekdays and closes "],
+                 [["The museum opens at nine on weekdays"]], id="first-segment-before-a-phrase-start"),
+    pytest.param(["I think we should go and "], [[]], id="phrase-start-too-early"),
+    pytest.param(["It was android phones "], [[]], id="phrase-start-is-a-whole-word"),
+    pytest.param(["I met Dr. ", "Patel today. "], [[], ["I met Dr. Patel today."]], id="title-abbreviation"),
+    pytest.param(["Ask Mr. Lee. Now "], [["Ask Mr. Lee."]], id="abbreviation-then-sentence-end"),
+    pytest.param(["Go. ", "Use a type, e.g. ", "type C please. "], [["Go."], [], ["Use a type, e.g. type C please."]],
+                 id="eg-is-not-a-sentence-end"),
+    pytest.param(["We meet at 5 p.m. ", "if it is dry. "], [[], ["We meet at 5 p.m. if it is dry."]],
+                 id="pm-then-lowercase-continues"),
+    pytest.param(["We meet at 5 p.m. ", "The rest "], [[], ["We meet at 5 p.m."]],
+                 id="pm-then-capital-ends-the-sentence"),
+    pytest.param(["It costs 3.50 dollars. "], [["It costs 3.50 dollars."]], id="decimal-inside-sentence"),
+    pytest.param(["J. R. R. Tolkien wrote it. "], [["J. R. R. Tolkien wrote it."]], id="initials"),
+    pytest.param(["Well... ", "maybe not. "], [[], ["Well... maybe not."]], id="ellipsis-waits-for-next-word"),
+    pytest.param(["Wait for it! Done. "], [["Wait for it!", "Done."]], id="exclamation-is-certain"),
     pytest.param(["one two three four five six seven eight"], [[]], id="last-word-may-continue"),
     pytest.param(["First one. and then, after that, more words "], [["First one."]],
                  id="later-segments-wait-for-sentence-end"),
@@ -52,6 +68,31 @@ def test_early_start_applies_once_per_turn():
     assert buffer.push("that, as they say, ") == []
     buffer.flush()
     assert buffer.push("Again, as they say, ") == ["Again, as they say,"]
+
+
+IDLE_TABLE = [
+    pytest.param("one two three four five", ["one two three four"], id="complete-words-released"),
+    pytest.param("one two three ", [], id="too-few-words-wait"),
+    pytest.param("one two three four ", ["one two three four"], id="exactly-idle-words"),
+]
+
+
+@pytest.mark.parametrize("text, expected", IDLE_TABLE)
+def test_idle_releases_the_first_segment_of_a_quiet_turn(text, expected):
+    """idle() releases the complete words of an unstarted turn once there are idle_words of them."""
+    buffer = TextBuffer(BufferRules(idle_words=4))
+    buffer.push(text)
+    assert buffer.waiting_for_start
+    assert buffer.idle() == expected
+
+
+def test_idle_does_nothing_once_the_turn_started():
+    """After the first segment of a turn, idle() never cuts mid-sentence."""
+    buffer = TextBuffer()
+    assert buffer.push("Well, you see, I think that we should ") == ["Well, you see,"]
+    assert not buffer.waiting_for_start
+    assert buffer.idle() == []
+    assert buffer.flush() == ["I think that we should"]
 
 
 def test_reset_drops_text_and_starts_a_new_turn():

@@ -104,13 +104,14 @@ class _GateEngine(SyntheticEngine):
 def test_a_first_segment_goes_before_a_continuation_queued_earlier(monkeypatch):
     """One worker, two talking sessions: B's first audio overtakes A's next sentence.
 
-    A speaks "a1 a2" (one segment); a third session H holds the only worker while A's
-    continuation (a2) and then B's first segment (b1) are queued; when H
-    lets go, b1 runs before a2.
+    A speaks "alpha apple" (one segment); a third session H holds the only worker
+    while A's continuation (apple) and then B's first segment (bravo) are queued;
+    when H lets go, bravo runs before apple. (No digits in the words: the
+    server would normalise "a1" to "a one".)
     """
     monkeypatch.setattr(local, "worker_count", lambda: 1)
     engine = _GateEngine()
-    engine.gates = {"a1": threading.Event(), "hold": threading.Event()}
+    engine.gates = {"alpha": threading.Event(), "hold": threading.Event()}
     with LocalServer(engine=engine) as server:
         executor = server._executor
         sessions = [connect(server, current_init(server, voice="synth", return_timestamps=None))
@@ -119,14 +120,14 @@ def test_a_first_segment_goes_before_a_continuation_queued_earlier(monkeypatch):
         try:
             for ws in sessions:
                 read(ws, until="ready")
-            send(a, {"type": "text", "text": "a1 a2"}, {"type": "flush"})
-            _until(lambda: engine.order == ["a1"], "A's first sentence to start")
+            send(a, {"type": "text", "text": "alpha apple"}, {"type": "flush"})
+            _until(lambda: engine.order == ["alpha"], "A's first sentence to start")
             send(h, {"type": "text", "text": "hold"}, {"type": "flush"})
             _until(lambda: len(executor._heap) == 1, "H's job to queue")
-            engine.gates["a1"].set()
-            _until(lambda: engine.order == ["a1", "hold"], "H to take the worker")
+            engine.gates["alpha"].set()
+            _until(lambda: engine.order == ["alpha", "hold"], "H to take the worker")
             _until(lambda: len(executor._heap) == 1, "A's continuation to queue")
-            send(b, {"type": "text", "text": "b1"}, {"type": "flush"})
+            send(b, {"type": "text", "text": "bravo"}, {"type": "flush"})
             _until(lambda: len(executor._heap) == 2, "B's first segment to queue")
             engine.gates["hold"].set()
             for ws in sessions:
@@ -136,7 +137,7 @@ def test_a_first_segment_goes_before_a_continuation_queued_earlier(monkeypatch):
                 gate.set()
             for ws in sessions:
                 close(ws)
-    assert engine.order == ["a1", "hold", "b1", "a2"]
+    assert engine.order == ["alpha", "hold", "bravo", "apple"]
 
 
 @pytest.mark.parametrize("fmt, worker_drains", [("pcm_s16le", False), ("ulaw", False), ("mp3", True)])

@@ -169,10 +169,12 @@ def test_command_ack_generation(srv):
     """protocol_version 2: command flush/reset are acknowledged with complete + nonce."""
     init = legacy_init(srv, protocol_version=2)
     transcript = speak(srv, init, {"text": "Acked text."}, {"command": "flush", "nonce": 1},
-                       {"command": "reset", "nonce": 2}, {"command": "eof"})
+                       {"command": "reset", "nonce": 2}, {"text": "Kept."}, {"command": "eof"})
     acks = transcript.messages("complete")
     assert acks == [{"complete": "flush", "nonce": 1}, {"complete": "reset", "nonce": 2}]
-    assert transcript.words("durations") == ["Acked", "text."] and transcript.close_code == 1000
+    # The reset may drop the flushed sentence if it was not spoken yet (a barge-in).
+    assert transcript.words("durations") in (["Kept."], ["Acked", "text.", "Kept."])
+    assert transcript.close_code == 1000
 
 
 # -- errors ----------------------------------------------------------------

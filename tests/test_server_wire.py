@@ -135,22 +135,23 @@ def _chunk(seconds, words):
 
 
 def test_timeline_cumulative_restarts_after_flush():
-    """API 1.2: starts accumulate over chunks and restart at 0 after restart()."""
-    line = Timeline(1000, cumulative=True)
-    line.add(_chunk(1.0, [("a", 0.2)]))
+    """API 1.2: starts are where chunks sound, counted from the turn's origin."""
+    line = Timeline(cumulative=True)
+    line.add(_chunk(1.0, [("a", 0.2)]), at=0.0)
     assert line.take() == [{"text": "a", "start": 0.2, "duration": 0.1}]
-    line.add(_chunk(1.0, [("b", 0.3)]))
+    line.add(_chunk(1.0, [("b", 0.3)]), at=1.0)
     assert line.take()[0]["start"] == 1.3
-    line.restart()
-    line.add(_chunk(1.0, [("c", 0.1)]))
-    assert line.take()[0]["start"] == 0.1
+    line.restart(2.25)  # the first turn's audio decodes to 2.25 s (codec padding)
+    line.add(_chunk(1.0, [("c", 0.1)]), at=2.3)
+    assert line.take()[0]["start"] == 0.15
 
 
 def test_timeline_per_frame_counts_from_the_frame_start():
-    """API 1.1/legacy: starts count from the frame; held-back chunks shift onto it."""
-    line = Timeline(1000, cumulative=False)
-    line.add(_chunk(1.0, [("a", 0.2)]))
-    line.take()
-    line.add(_chunk(0.5, [("b", 0.1)]))  # its audio is held back by the encoder...
-    line.add(_chunk(1.0, [("c", 0.3)]))  # ...and goes out in one frame with this chunk
-    assert [(w["text"], w["start"]) for w in line.take()] == [("b", 0.1), ("c", 0.8)]
+    """API 1.1/legacy: starts count from the frame carrying them; held-back chunks shift onto it."""
+    line = Timeline(cumulative=False)
+    line.add(_chunk(1.0, [("a", 0.2)]), at=0.0)
+    line.take(0.0)
+    line.add(_chunk(0.5, [("b", 0.1)]), at=1.0)  # its audio is held back by the encoder...
+    line.add(_chunk(1.0, [("c", 0.3)]), at=1.5)  # ...and goes out in one frame with this chunk
+    # ...which starts at 0.96 s: the first frame decoded to 0.96 s (a resampler held 40 ms back)
+    assert [(w["text"], w["start"]) for w in line.take(0.96)] == [("b", 0.14), ("c", 0.84)]

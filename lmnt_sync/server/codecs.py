@@ -142,6 +142,12 @@ class Encoder:
         self._carry = b""  # an odd trailing byte held until its sample completes
         self._held = _NO_SAMPLES  # output-rate samples encode(first_seconds=) kept back
         self._finished = False
+        self._ratio = self.sample_rate / source_rate
+        # Where the next input sample will sound in the decoded stream, in
+        # output samples: the codec's delay, then every sample given (at the
+        # output rate; soxr compensates its own filter delay), drain padding
+        # included, audio dropped by drop_rest() excluded.
+        self._position = float(self._sink.delay)
 
     def encode(self, pcm: bytes, first_seconds: Optional[float] = None) -> bytes:
         """Add PCM and return whatever encoded output is ready (may be b"").
@@ -161,7 +167,9 @@ class Encoder:
             pcm = self._carry + bytes(pcm)
             cut = len(pcm) & ~1
             pcm, self._carry = pcm[:cut], pcm[cut:]
+        self._position += len(pcm) // 2 * self._ratio
         if self._resampler is None and self.format == "pcm_s16le" and first_seconds is None:
+            self._sink.decoded += len(pcm) // 2
             return out + bytes(pcm)  # fast path: the input already is the output
         samples = np.frombuffer(pcm, dtype="<i2")
         if self._resampler is not None:
@@ -185,6 +193,7 @@ class Encoder:
 
     def drop_rest(self) -> None:
         """Forget what ``encode(..., first_seconds=)`` held back (unwanted audio)."""
+        self._position -= len(self._held)
         self._held = _NO_SAMPLES
 
     def drain(self) -> bytes:
@@ -204,7 +213,10 @@ class Encoder:
         out = self.encode_rest()
         if self._resampler is not None:
             out += self._sink.write(self._resampler.drain())
-        return out + self._sink.drain()
+        padded = self._sink.padded
+        out += self._sink.drain()
+        self._position += self._sink.padded - padded
+        return out
 
     def finish(self) -> bytes:
         """End the stream and return the remaining bytes.
@@ -246,6 +258,19 @@ class Encoder:
         timeline says; a server keeping cumulative timestamps can add it.
         """
         return self._sink.padded / self.sample_rate
+
+    @property
+    def position_seconds(self) -> float:
+        """Where the next PCM given to :meth:`encode` will sound, in seconds
+        from the start of the decoded stream (codec delay and drain padding
+        included). Word timings are placed with it."""
+        return self._position / self.sample_rate
+
+    @property
+    def decoded_seconds(self) -> float:
+        """How long the bytes returned so far play once decoded (a decoder
+        that honours the stream's own skip, as Opus's pre-skip)."""
+        return max(0, self._sink.decoded - self._sink.skip) / self.sample_rate
 
     def _check_open(self) -> None:
         if self._finished:
@@ -309,9 +334,16 @@ class _Resampler:
 class _Sink:
     """Turns int16 samples at the output rate into format bytes."""
 
+    #: Decoded samples before the first input sample sounds (mp3: LAME's
+    #: 576-sample encoder delay plus the decoder's 529, which mp3 streams
+    #: carry no gapless header to remove; measured with PyAV at every rate).
+    delay = 0
+
     def __init__(self, rate: int) -> None:
         self.rate = rate
         self.padded = 0  # samples of silence drain() inserted
+        self.decoded = 0  # samples the bytes returned so far decode to
+        self.skip = 0  # samples a decoder drops from the start (Opus pre-skip)
 
     def write(self, samples: np.ndarray) -> bytes:
         raise NotImplementedError
@@ -325,11 +357,13 @@ class _Sink:
 
 class _PcmS16(_Sink):
     def write(self, samples: np.ndarray) -> bytes:
+        self.decoded += len(samples)
         return samples.astype("<i2", copy=False).tobytes()
 
 
 class _PcmF32(_Sink):
     def write(self, samples: np.ndarray) -> bytes:
+        self.decoded += len(samples)
         return (samples.astype("<f4") * np.float32(1 / 32768)).tobytes()
 
 
@@ -376,6 +410,7 @@ class _Ulaw(_Sink):
 
     def write(self, samples: np.ndarray) -> bytes:
         head, self._header = self._header, b""
+        self.decoded += len(samples)
         return head + self._table[samples.view(np.uint16)].tobytes()
 
     def drain(self) -> bytes:
@@ -474,6 +509,7 @@ class _Framed(_Sink):
 
     def _packets(self, packets: Sequence[av.Packet]) -> List[av.Packet]:
         for packet in packets:
+            self.decoded += packet.duration or self._frame_size
             if packet.pts is not None:
                 self._covered = max(self._covered, packet.pts + (packet.duration or 0))
         return list(packets)
@@ -488,6 +524,7 @@ class _Framed(_Sink):
 
 class _Mp3(_Framed):
     codec = "libmp3lame"
+    delay = 576 + 529
     sample_format = "s16p"
     bit_rate = 96000
 
@@ -552,6 +589,7 @@ class _Webm(_Framed):
     def _container_header(self) -> bytes:
         head = bytes(self._ctx.extradata or b"")  # OpusHead from libopus
         pre_skip = struct.unpack_from("<H", head, 10)[0] if len(head) >= 12 else 0
+        self.skip = pre_skip * self.rate // 48000  # decoders drop it (CodecDelay below)
         ebml = _ebml(0x1A45DFA3, b"".join((
             _ebml_uint(0x4286, 1), _ebml_uint(0x42F7, 1), _ebml_uint(0x42F2, 4),
             _ebml_uint(0x42F3, 8), _ebml(0x4282, b"webm"), _ebml_uint(0x4287, 4),

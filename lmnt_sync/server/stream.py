@@ -15,11 +15,12 @@ Per connection two tasks run on the server's event loop:
 Ordering guarantees (PROTOCOL.md §1.5): an acknowledgement is queued behind
 the segments it covers, so ``flush_complete`` follows all audio of its flush;
 the encoder is drained first (:meth:`Encoder.drain`) so no audio of that
-flush stays inside it. ``reset`` drops the current *turn* (the text sent since the
-last flush): the buffer, its segments still queued, and the segment of it
-being spoken, which stops at its next chunk. Text an earlier flush already
-committed is still spoken, because its ``flush_complete`` promises that
-audio. ``reset_complete`` follows the audio already on its way. ``finish`` speaks the rest, ends the encoder
+flush stays inside it. ``reset`` is a barge-in and drops all text not yet
+spoken: the buffer, every segment still queued (earlier flushes' too; their
+``flush_complete`` still goes out, in order), and the segment being spoken,
+whose synthesis step in a worker is abandoned at once rather than awaited
+(:meth:`SpeechSession._next_step`), so ``reset_complete`` does not wait for
+the engine and no audio of the dropped text follows it. ``finish`` speaks the rest, ends the encoder
 (:meth:`Encoder.finish`), sends the remaining audio and closes with 1000;
 no ``flush_complete`` is sent for it. When the speaker runs out of work it
 drains the encoder so the end of a sentence is not held back waiting for
@@ -54,9 +55,10 @@ from .apierror import ApiError, new_request_id
 from .buffering import TextBuffer
 from .keepalive import Keepalive
 from .codecs import Encoder
+from .joins import has_sentence_mark
 from .state import STREAMING, ServerState
 from .scheduling import CONTINUATION, FIRST_AUDIO, Priority
-from .synthesis import ChunkSource, in_worker
+from .synthesis import ChunkSource, in_worker, submit_to_worker
 from .voices import VoiceRef
 from .timeline import Timeline
 from .wire import (
@@ -76,7 +78,15 @@ Frame = Union[str, bytes]
 class _Segment:
     text: str
     turn: int  # segments of one turn go between two flushes/resets
-    cancelled: bool = False  # set by a reset of its turn
+    continues: bool = False  # carries on a sentence the previous segment began
+    cancelled: bool = False  # set by a reset
+    stopped: Optional["asyncio.Future[None]"] = None  # done once cancelled, while spoken
+
+    def cancel(self) -> None:
+        """Mark the segment unwanted and wake the speaker waiting on its audio."""
+        self.cancelled = True
+        if self.stopped is not None and not self.stopped.done():
+            self.stopped.set_result(None)
 
 
 _Item = Union[_Segment, Flush, Reset, Finish]
@@ -218,6 +228,7 @@ class SpeechSession:
         self._wakeup = asyncio.Event()
         self._queued_chars = 0
         self._turn = 0  # bumped by flush and reset (see _Segment.turn)
+        self._open_sentence = False  # the last segment queued this turn ended mid-sentence
         self._speaking: Optional[_Segment] = None  # the segment being synthesized
         self._finished = False  # finish/eof received
         self._closing = False  # the speaker (or an error) is closing the socket
@@ -225,10 +236,11 @@ class SpeechSession:
         self._send_lock = asyncio.Lock()
         rate = self._engine.sample_rate
         self._encoder = Encoder(config.format, config.sample_rate, rate)
-        self._timeline = Timeline(rate, config.cumulative_timestamps)
-        self._padding = 0.0  # drain padding already added to the timeline
+        self._timeline = Timeline(config.cumulative_timestamps)
+        self._sent = 0.0  # decoded seconds of the audio sent (every encoder output is sent)
         self._dry_at = 0.0  # monotonic time the client runs out of audio sent so far
         self._voiced_turn = -1  # turn of the last segment that sent audio
+        self._idle_timer: Optional[asyncio.TimerHandle] = None  # see _arm_idle
 
     async def run(self) -> None:
         """Serve the session until it closes; never raises for client faults."""
@@ -246,6 +258,8 @@ class SpeechSession:
             await self._fail(_as_api_error(exc, self._request_id))
         finally:
             self._state.sessions.discard(self)
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
             if not speaker.done() and not self._closing:
                 speaker.cancel()
             await _settle(speaker)
@@ -283,13 +297,34 @@ class SpeechSession:
         else:  # Flush or Finish: both speak everything buffered now
             self._queue_segments(self._buffer.flush())
             self._turn += 1
+            self._open_sentence = False
             self._put(command)
             self._finished = isinstance(command, Finish)
+        self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        """(Re)start the quiet-client timer of a turn's first segment.
+
+        While a turn has not started, text waits for a clause boundary; if
+        the client then sends nothing for ``idle_seconds`` the buffer may
+        release what it holds (:meth:`TextBuffer.idle`).
+        """
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._buffer.waiting_for_start and not self._finished:
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                self._buffer.rules.idle_seconds, self._on_idle)
+
+    def _on_idle(self) -> None:
+        self._idle_timer = None
+        self._queue_segments(self._buffer.idle())
 
     def _queue_segments(self, segments: Sequence[str]) -> None:
         for text in segments:
             self._queued_chars += len(text)
-            self._put(_Segment(text, self._turn))
+            self._put(_Segment(text, self._turn, continues=self._open_sentence))
+            self._open_sentence = not has_sentence_mark(text.split()[-1])
 
     def _check_backlog(self) -> None:
         backlog = self._buffer.pending_chars + self._queued_chars
@@ -299,18 +334,25 @@ class SpeechSession:
                            f"limit {limit}); send less text or wait for its audio")
 
     def _reset(self, command: Reset) -> None:
-        turn, self._turn = self._turn, self._turn + 1
+        """Drop every segment not yet spoken and stop the one being spoken.
+
+        A reset is a barge-in: the listener wants silence now, so text an
+        earlier flush committed is dropped too (its ``flush_complete`` still
+        goes out, in order, before ``reset_complete``).
+        """
+        self._turn += 1
+        self._open_sentence = False
         self._buffer.reset()
         kept: Deque[_Item] = deque()
         for item in self._items:
-            if isinstance(item, _Segment) and item.turn == turn:
+            if isinstance(item, _Segment):
                 self._queued_chars -= len(item.text)
             else:
                 kept.append(item)
         self._items = kept
-        if self._speaking is not None and self._speaking.turn == turn:
-            self._speaking.cancelled = True
-        self._dry_at = 0.0  # a reset is a barge-in: the client drops what it holds
+        if self._speaking is not None:
+            self._speaking.cancel()
+        self._dry_at = 0.0  # the client drops what it holds
         self._put(command)
 
     def _put(self, item: _Item) -> None:
@@ -348,22 +390,52 @@ class SpeechSession:
 
     async def _speak_segment(self, segment: _Segment) -> None:
         self._state.characters += len(segment.text)
-        source = ChunkSource(self._engine, segment.text, self._voice, self._encoder)
+        source = ChunkSource(self._engine, segment.text, self._voice, self._encoder,
+                             continues=segment.continues)
+        segment.stopped = asyncio.get_running_loop().create_future()
         self._speaking = segment
         try:
             while not segment.cancelled:
-                step = await self._in_worker(source.next_encoded, segment=segment)
-                if step is None or segment.cancelled:
-                    self._encoder.drop_rest()  # a chunk's unsent pieces, if cancelled
+                step = await self._next_step(source, segment)
+                if step is None:
                     break  # done, or a reset made this audio unwanted
                 chunk, data, seconds = step
-                self._timeline.add(chunk)  # a chunk's timings go with its first piece
+                self._timeline.add(chunk, source.position)  # timings go with the chunk's first piece
                 await self._emit(data)
                 self._played(seconds, segment)
         finally:
             self._speaking = None
-        if not self._items and not segment.cancelled:
+        if segment.cancelled:
+            self._encoder.drop_rest()  # a chunk's unsent pieces
+        elif not self._items:
             await self._emit(await self._drain(), final=True)
+
+    async def _next_step(self, source: ChunkSource, segment: _Segment) -> Any:
+        """Run the source's next step in a worker; None when done or cancelled.
+
+        A reset does not wait for the engine: the step is abandoned (it ends
+        in its worker and its audio is dropped), unless it is encoding, which
+        takes milliseconds and must end before the encoder is used again; its
+        result is then returned (and sent, ahead of ``reset_complete``).
+        """
+        assert segment.stopped is not None
+        step = submit_to_worker(self._state.executor, source.next_encoded,
+                                priority=self.urgency(segment))
+        try:
+            await asyncio.wait((step, segment.stopped), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            step.cancel()  # the speaker itself is cancelled (session ending)
+            raise
+        if not segment.cancelled:
+            return step.result()
+        if source.abandon():
+            step.cancel()  # drops the job if no worker took it yet
+            step.add_done_callback(_ignore_result)
+            return None
+        await asyncio.wait((step,))  # encoding now: a few milliseconds
+        # Its audio goes out before reset_complete (allowed: pre-reset audio),
+        # so every byte the encoder made reaches the client and timings stay true.
+        return step.result()
 
     async def _acknowledge(self, item: Union[Flush, Reset]) -> None:
         await self._emit(await self._drain(), final=True)
@@ -371,17 +443,11 @@ class SpeechSession:
         ack = ack_frame(kind, item.nonce, item.style)
         if ack is not None:
             await self._send([ack])
-        self._timeline.restart()
+        self._timeline.restart(self._encoder.decoded_seconds)
 
     async def _drain(self) -> bytes:
-        """Drain the encoder; the silence it pads with moves later timings."""
-        data = await self._encoder_step(self._encoder.drain)
-        padding = self._encoder.padding_seconds
-        # Before the drained frame's take(), so per-frame starts after it
-        # count from the end of the padding.
-        self._timeline.add_silence(padding - self._padding)
-        self._padding = padding
-        return data
+        """Drain the encoder (its padding is in :attr:`Encoder.position_seconds`)."""
+        return await self._encoder_step(self._encoder.drain)
 
     async def _finish(self) -> None:
         await self._emit(await self._encoder_step(self._encoder.finish), final=True)
@@ -396,6 +462,9 @@ class SpeechSession:
         whether the buffer is empty.
         """
         config = self._config
+        # ``data`` is the encoder's latest output: the frame starts where the
+        # audio sent before it ends.
+        frame_start, self._sent = self._sent, self._encoder.decoded_seconds
         if not config.timings:
             if data:
                 await self._send([data])
@@ -403,21 +472,21 @@ class SpeechSession:
         if not data and not final:
             return  # the encoder held the audio back; its timings wait with it
         if config.extras_before_audio:
-            await self._emit_extras(data, final)
+            await self._emit_extras(data, final, frame_start)
             return
-        words = self._timeline.take()
+        words = self._timeline.take(frame_start)
         frames: List[Frame] = [data] if data else []
         if words:
             frames.append(timings_frame(config, words, False))
         if frames:
             await self._send(frames)
 
-    async def _emit_extras(self, data: bytes, final: bool) -> None:
+    async def _emit_extras(self, data: bytes, final: bool, frame_start: float) -> None:
         empty = final and self._buffer.is_empty and not self._items
         if not data and not self._timeline.has_pending and (not empty or self._announced_empty):
             return
         self._announced_empty = empty
-        await self._send([timings_frame(self._config, self._timeline.take(), empty), data])
+        await self._send([timings_frame(self._config, self._timeline.take(frame_start), empty), data])
 
     # -- plumbing ----------------------------------------------------------
 
@@ -458,6 +527,12 @@ class SpeechSession:
     async def _fail(self, err: ApiError) -> None:
         self._closing = True
         await _send_error(self._ws, self._config.generation, err, self._request_id)
+
+
+def _ignore_result(future: "asyncio.Future[Any]") -> None:
+    """Retrieve an abandoned step's outcome so asyncio does not log it."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _settle(task: "asyncio.Future[Any]") -> None:

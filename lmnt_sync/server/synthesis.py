@@ -11,15 +11,18 @@ happens in the worker.
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import Executor
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 from .codecs import Encoder
 from .engines.base import Engine, SpeechChunk
+from .joins import join_chunks
 from .scheduling import Priority, UrgencyExecutor
+from .textnorm import speak_normalized
 from .timeline import Timeline
 
-__all__ = ["ChunkSource", "synthesize_all", "in_worker", "FIRST_PIECE_SECONDS"]
+__all__ = ["ChunkSource", "synthesize_all", "in_worker", "submit_to_worker", "FIRST_PIECE_SECONDS"]
 
 T = TypeVar("T")
 
@@ -33,12 +36,17 @@ _NO_AUDIO = SpeechChunk(b"")
 class ChunkSource:
     """The chunks of one text, synthesized and encoded one step at a time.
 
-    Not thread-safe: callers run one step at a time per source (each step
-    may run in a different worker thread).
+    Callers run one step at a time per source (each step may run in a
+    different worker thread); :meth:`abandon` may be called from any thread
+    at any time.
     """
 
-    def __init__(self, engine: Engine, text: str, voice: str, encoder: Encoder) -> None:
+    def __init__(self, engine: Engine, text: str, voice: str, encoder: Encoder,
+                 continues: bool = False) -> None:
+        """``continues``: ``text`` carries on a sentence the previous piece began
+        (its padding at the join is trimmed, see :mod:`.joins`)."""
         self._engine = engine
+        self._continues = continues
         self._text = text
         self._voice = voice
         self._encoder = encoder
@@ -46,9 +54,34 @@ class ChunkSource:
         self._bytes_per_second = 2 * engine.sample_rate
         self._piece = FIRST_PIECE_SECONDS if encoder.is_codec else 0.0  # 0: chunks go whole
         self._rest = 0.0  # seconds of the current chunk the encoder holds back
+        #: Where the chunk the last step returned sounds in the decoded
+        #: stream (seconds; :attr:`Encoder.position_seconds` before encoding it).
+        self.position = 0.0
+        # abandon() against a step about to touch the encoder: after abandon()
+        # returns True no step of this source uses the encoder again.
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._encoding = False
+
+    def abandon(self) -> bool:
+        """Stop this source; return True when no step is using the encoder.
+
+        A step still synthesizing finishes in its worker, but returns None
+        without encoding. False means a step is encoding right now (a few
+        milliseconds): wait for it before using the encoder. Never blocks.
+        """
+        with self._lock:
+            self._abandoned = True
+            return not self._encoding
+
+    def _claim_encoder(self) -> bool:
+        with self._lock:
+            self._encoding = not self._abandoned
+            return self._encoding
 
     def next_encoded(self) -> Optional[Tuple[SpeechChunk, bytes, float]]:
-        """Return ``(chunk, encoded audio, seconds)`` for the next step; None when done.
+        """Return ``(chunk, encoded audio, seconds)`` for the next step; None when done
+        or abandoned.
 
         A step is a whole chunk, or for codec formats a chunk in two pieces:
         its first :data:`FIRST_PIECE_SECONDS` (returned with the chunk, whose
@@ -60,18 +93,40 @@ class ChunkSource:
         Blocks for one chunk's synthesis (plus a model load on first use).
         """
         if self._rest:
+            if not self._claim_encoder():
+                return None
             rest, self._rest = self._rest, 0.0
-            return _NO_AUDIO, self._encoder.encode_rest(), rest
-        if self._chunks is None:
-            self._chunks = iter(self._engine.synthesize(self._text, self._voice))
-        chunk = next(self._chunks, None)
-        if chunk is None:
+            try:
+                return _NO_AUDIO, self._encoder.encode_rest(), rest
+            finally:
+                self._encoding = False
+        if self._abandoned:
             return None
-        seconds = len(chunk.pcm) / self._bytes_per_second
-        if self._piece and seconds > 2 * self._piece:
-            self._rest = seconds - self._piece
-            return chunk, self._encoder.encode(chunk.pcm, first_seconds=self._piece), self._piece
-        return chunk, self._encoder.encode(chunk.pcm), seconds
+        if self._chunks is None:
+            self._chunks = speak(self._engine, self._text, self._voice, self._continues)
+        chunk = next(self._chunks, None)
+        if chunk is None or not self._claim_encoder():
+            return None
+        try:
+            self.position = self._encoder.position_seconds
+            seconds = len(chunk.pcm) / self._bytes_per_second
+            if self._piece and seconds > 2 * self._piece:
+                self._rest = seconds - self._piece
+                return chunk, self._encoder.encode(chunk.pcm, first_seconds=self._piece), self._piece
+            return chunk, self._encoder.encode(chunk.pcm), seconds
+        finally:
+            self._encoding = False
+
+
+def speak(engine: Engine, text: str, voice: str, continues: bool = False) -> Iterator[SpeechChunk]:
+    """Return ``engine``'s chunks for ``text``, ready to send.
+
+    The text is normalised first (:mod:`.textnorm`: numbers and symbols as
+    words, timings kept on the client's words), then mid-sentence joins are
+    trimmed (:mod:`.joins`). Blocks (lazily, per chunk) while the engine runs.
+    """
+    chunks = speak_normalized(lambda spoken: engine.synthesize(spoken, voice), text, engine.sample_rate)
+    return join_chunks(chunks, engine.name, engine.sample_rate, continues)
 
 
 def synthesize_all(engine: Engine, text: str, voice: str,
@@ -80,10 +135,10 @@ def synthesize_all(engine: Engine, text: str, voice: str,
 
     Blocks for the full synthesis; finishes ``encoder``.
     """
-    timeline = Timeline(engine.sample_rate, cumulative=True)
+    timeline = Timeline(cumulative=True)
     parts: List[bytes] = []
-    for chunk in engine.synthesize(text, voice):
-        timeline.add(chunk)
+    for chunk in speak(engine, text, voice):
+        timeline.add(chunk, encoder.position_seconds)
         parts.append(encoder.encode(chunk.pcm))
     parts.append(encoder.finish())
     return b"".join(parts), timeline.take()
@@ -96,6 +151,17 @@ async def in_worker(executor: Executor, fn: Callable[..., T], *args: Any,
     ``priority`` orders the job among those waiting when ``executor`` is an
     :class:`~.scheduling.UrgencyExecutor` (see there); otherwise it is ignored.
     """
+    return await submit_to_worker(executor, fn, *args, priority=priority)
+
+
+def submit_to_worker(executor: Executor, fn: Callable[..., T], *args: Any,
+                     priority: Optional[Priority] = None) -> "asyncio.Future[T]":
+    """Start ``fn(*args)`` in ``executor``; return an awaitable for its result.
+
+    Cancelling the returned future drops the job if no worker took it yet
+    (a running job finishes; its result is discarded). Must be called on
+    the event loop.
+    """
     if priority is not None and isinstance(executor, UrgencyExecutor):
-        return await asyncio.wrap_future(executor.submit_at(priority, fn, *args))
-    return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+        return asyncio.wrap_future(executor.submit_at(priority, fn, *args))
+    return asyncio.get_running_loop().run_in_executor(executor, fn, *args)

@@ -1,7 +1,10 @@
 """Word timings for a stream of audio frames, in each generation's units.
 
-The engine gives word starts relative to the chunk that carries them. What
-a client receives depends on its protocol (PROTOCOL.md §1.5, §1.3):
+The engine gives word starts relative to the chunk that carries them; the
+encoder says where that chunk will sound in the *decoded* stream
+(:attr:`.codecs.Encoder.position_seconds`: codec delay such as mp3's 1105
+samples, drain padding and resampling accounted for). What a client
+receives depends on its protocol (PROTOCOL.md §1.5, §1.3):
 
 * API 1.2 (``cumulative=True``): starts count from the beginning of the
   audio since the session start or the last flush/reset.
@@ -10,12 +13,12 @@ a client receives depends on its protocol (PROTOCOL.md §1.5, §1.3):
 
 An encoder may hold audio back (an mp3 frame is not full yet), so one frame
 can cover several engine chunks; timings of chunks whose audio has not gone
-out yet stay pending and are shifted onto the frame that finally carries
-them. Pure and clock-free.
+out yet stay pending and are placed on the frame that finally carries them.
+Pure and clock-free.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from .engines.base import SpeechChunk
 
@@ -23,49 +26,40 @@ __all__ = ["Timeline"]
 
 
 class Timeline:
-    """Tracks audio position and pending word timings for one session.
+    """Pending word timings of one stream, placed in decoded-audio time.
 
     Args:
-        sample_rate: rate of the engine PCM given to :meth:`add`.
         cumulative: API 1.2 semantics (see module docstring).
     """
 
-    def __init__(self, sample_rate: int, cumulative: bool) -> None:
-        self._bytes_per_second = 2.0 * sample_rate  # int16 mono
+    def __init__(self, cumulative: bool) -> None:
         self._cumulative = cumulative
-        self._position = 0.0  # seconds of audio since the last restart
-        self._frame_start = 0.0  # position where the pending frame begins
-        self._pending: List[Dict[str, Any]] = []
+        self._origin = 0.0  # decoded seconds where the current turn's audio begins
+        self._pending: List[Tuple[str, float, float]] = []  # (text, decoded start, duration)
 
     @property
     def has_pending(self) -> bool:
         """Return True when timings wait for the frame that carries them."""
         return bool(self._pending)
 
-    def add(self, chunk: SpeechChunk) -> None:
-        """Record that ``chunk`` went into the encoder."""
-        origin = 0.0 if self._cumulative else self._frame_start
-        shift = self._position - origin
+    def add(self, chunk: SpeechChunk, at: float) -> None:
+        """Record ``chunk``'s words; its audio sounds from ``at`` (decoded seconds)."""
         for word in chunk.words:
-            self._pending.append({
-                "text": word.text,
-                "start": round(word.start + shift, 4),
-                "duration": round(word.duration, 4),
-            })
-        self._position += len(chunk.pcm) / self._bytes_per_second
+            self._pending.append((word.text, at + word.start, word.duration))
 
-    def add_silence(self, seconds: float) -> None:
-        """Record silence the encoder inserted (drain padding) before later audio."""
-        self._position += seconds
+    def take(self, frame_start: float = 0.0) -> List[Dict[str, Any]]:
+        """Return the pending timings for a frame that starts at ``frame_start``.
 
-    def take(self) -> List[Dict[str, Any]]:
-        """Return the pending timings; the next frame begins here."""
-        words, self._pending = self._pending, []
-        self._frame_start = self._position
+        ``frame_start``: decoded seconds of audio the client had before the
+        frame these timings accompany (used by per-frame generations).
+        """
+        origin = self._origin if self._cumulative else frame_start
+        words = [{"text": text, "start": round(max(0.0, start - origin), 4), "duration": round(duration, 4)}
+                 for text, start, duration in self._pending]
+        self._pending = []
         return words
 
-    def restart(self) -> None:
-        """Start counting from 0.0 again (after a flush or reset)."""
-        self._position = 0.0
-        self._frame_start = 0.0
+    def restart(self, origin: float) -> None:
+        """Count from 0.0 again from ``origin`` on (decoded seconds; after a flush or reset)."""
+        self._origin = origin
         self._pending = []

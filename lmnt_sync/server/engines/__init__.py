@@ -11,7 +11,6 @@ This module also holds the text helpers the adapters share
 from __future__ import annotations
 
 import importlib
-import re
 import threading
 from typing import Dict, List, Sequence, Tuple
 
@@ -98,46 +97,16 @@ def all_voices(names: Sequence[str] = ()) -> List[Tuple[str, LocalVoice]]:
     return result
 
 
-# A word ends a sentence when its last letter-ish character is . ! ? or …,
-# possibly followed by closing quotes/brackets ("end." / end.) / "end?").
-_SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
-# Periods that usually do not end a sentence; splitting there would cut the
-# prosody of "Dr. Smith" in two.
-_ABBREVIATIONS = frozenset(
-    "mr. mrs. ms. dr. prof. st. jr. sr. vs. etc. e.g. i.e. no. mt. ft. approx. inc. ltd. co.".split()
-)
-
-
-def _ends_sentence(word: str) -> bool:
-    if not _SENTENCE_END.search(word):
-        return False
-    bare = word.lower().lstrip("\"'(\u201c\u2018[")
-    if bare in _ABBREVIATIONS:
-        return False
-    # A single initial ("J.") is not an end either.
-    return not (len(bare) == 2 and bare[0].isalpha() and bare[1] == ".")
-
-
 def split_sentences(text: str, max_words: int = 30) -> List[List[str]]:
     """Split ``text.split()`` into sentences of at most ``max_words`` words.
 
     The concatenation of the returned lists is exactly ``text.split()``,
-    which is what lets adapters keep the engine word contract. Long
-    sentences are cut so the first audio of a long run-on text comes early.
+    which is what lets adapters keep the engine word contract. The server's
+    one splitter (:func:`lmnt_sync.server.sentences.split_words`) decides.
     """
-    sentences: List[List[str]] = []
-    current: List[str] = []
-    words = text.split()
-    for i, word in enumerate(words):
-        current.append(word)
-        # '"Yes!" she said.' is one sentence: a lowercase next word continues it.
-        next_lower = i + 1 < len(words) and words[i + 1][:1].islower()
-        if (_ends_sentence(word) and not next_lower) or len(current) >= max_words:
-            sentences.append(current)
-            current = []
-    if current:
-        sentences.append(current)
-    return sentences
+    from ..sentences import split_words
+
+    return split_words(text.split(), max_words)
 
 
 def voiced_span(samples: np.ndarray, sample_rate: int) -> Tuple[float, float]:
