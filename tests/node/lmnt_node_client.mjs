@@ -14,10 +14,7 @@ async function session(client) {
   speech.sendText('Hello from lmnt node. ');
   speech.sendText('This part is flushed');
   const flush = speech.sendFlush();
-  speech.sendText('and this part is reset away');
-  const reset = speech.sendReset();
-  speech.sendText('Goodbye.');
-  speech.sendFinish();
+  let reset = null;
   const audio = [];
   const events = [];
   for await (const message of speech) {
@@ -26,6 +23,14 @@ async function session(client) {
       events.push({ type: 'audio' });
     } else {
       events.push(message);
+    }
+    if (message.type === 'flush_complete' && reset === null) {
+      // The flushed turn has been spoken; a reset now drops only what follows it
+      // (a reset cancels everything not yet spoken, flushed or not: barge-in).
+      speech.sendText('and this part is reset away');
+      reset = speech.sendReset();
+      speech.sendText('Goodbye.');
+      speech.sendFinish();
     }
   }
   speech.close();
