@@ -26,8 +26,9 @@ Decisions on PROTOCOL.md §5's open questions (this module and
   close.
 * Nonces are echoed back verbatim; they need not increase. A flush/reset
   without a nonce is acknowledged without one.
-* ``reset`` drops the current turn only (text since the last flush); text
-  an earlier flush committed is still spoken (see :mod:`.stream`).
+* ``reset`` is a barge-in: it drops all text not yet spoken, flushed or
+  not, and cancels synthesis in flight; the acknowledgements of earlier
+  flushes still go out, in order, before ``reset_complete`` (see :mod:`.stream`).
 * Every error frame is followed by a close with code 1000 (PROTOCOL.md §1.6);
   only a frame beyond the transport's hard limit (8 MiB) is closed by
   aiohttp itself with 1009. Server shutdown closes with 1001.
