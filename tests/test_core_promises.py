@@ -250,7 +250,7 @@ def test_two_threads_noticing_one_loss_between_turns_both_go_on(nothing_left, vi
         conn.append_text(text)
         return conn.flush(wait=False)
 
-    threads = [in_thread(lambda: speak("One.")), in_thread(lambda: speak("Two."))]
+    threads = [in_thread(lambda: speak("One. ")), in_thread(lambda: speak("Two. "))]  # spaces: either order reads as two words
     for thread, _ in threads:
         thread.join(30)
     assert [outcome[0] for _, outcome in threads] == ["ok", "ok"], threads
