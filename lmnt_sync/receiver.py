@@ -151,8 +151,8 @@ def end_session(state: SessionState, error: Optional[BaseException] = None) -> N
     so the send lock (taken to release the socket) is free at once.
     """
     with state.lock:
-        if error is not None and state.error is None and not state.closing:
-            state.error = error  # the first error only: later ones are its consequences
+        if error is not None:
+            _keep_first(state, error)
         if state.ended:
             return
         state.ended = True
@@ -267,11 +267,16 @@ def _audio_message(event: p.Audio) -> Dict[str, Any]:
 
 
 def _record(state: SessionState, error: BaseException) -> None:
-    """Keep the first error only: later ones are consequences of it."""
+    """Record ``error`` as why the session ends, unless an earlier error already is."""
     with state.lock:
-        if state.error is None and not state.closing:
-            state.error = error
+        _keep_first(state, error)
         state.changed.notify_all()
+
+
+def _keep_first(state: SessionState, error: BaseException) -> None:
+    """Keep the first error only (lock held): later ones are its consequences; after close(), all are."""
+    if state.error is None and not state.closing:
+        state.error = error
 
 
 def _record_close(state: SessionState, event: p.Closed) -> None:

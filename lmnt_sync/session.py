@@ -233,25 +233,26 @@ class StreamingConnection:
                 with state.lock:
                     self._raise_if_cannot_send(state)
                 raise deadline.error(what)  # the server is not reading; nothing was sent
+            # Outside the state lock: a system call. The server is gone and the receiver
+            # has not said so yet: whatever is written now is lost, so fail (and maybe
+            # resume) before writing.
+            closed_by_peer = state.transport.peer_closed()
             with state.lock:
                 self._raise_if_cannot_send(state)
                 between_turns = state.protocol.between_turns
-                if state.transport.peer_closed():
-                    # The server is gone and the receiver has not said so yet: whatever
-                    # is written now is lost, so fail (and maybe resume) before writing.
-                    frame = nonce = None
-                else:
+                if not closed_by_peer:
                     frame, nonce = make(state.protocol)
-            try:
-                if frame is None:
-                    raise APIConnectionError("the server closed the connection")
-                state.transport.send_text(frame)
-                return nonce
-            except LmntTimeoutError as exc:
-                failure: LmntError = exc
-                timed_out = True
-            except LmntError as exc:
-                failure, timed_out = exc, False
+            failure: LmntError
+            if closed_by_peer:
+                failure, timed_out = APIConnectionError("the server closed the connection"), False
+            else:
+                try:
+                    state.transport.send_text(frame)
+                    return nonce
+                except LmntTimeoutError as exc:
+                    failure, timed_out = exc, True
+                except LmntError as exc:
+                    failure, timed_out = exc, False
         finally:
             state.send_lock.release()
         # The send lock is free again: ending the session takes it.
