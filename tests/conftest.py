@@ -13,6 +13,10 @@ import pytest
 
 from lmnt_sync import Speech
 
+# Defined once, here: a session fixture imported into several test modules is a
+# separate fixture in each, and each started its own PulseAudio daemon.
+from playkit import audio_out, pulse_sink  # noqa: E402,F401 - fixtures
+
 # One time unit for threaded tests; raise LMNT_SYNC_TEST_MS on a slow machine.
 MS = float(os.environ.get("LMNT_SYNC_TEST_MS", "1")) / 1000.0
 

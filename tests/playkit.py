@@ -11,9 +11,9 @@ callbacks could not be checked against the clock. A silent ``pacat``
 stream keeps the sink running at low latency (an idle null sink starts a
 new stream only at its next 2-second tick).
 
-Fixtures: ``pulse_sink`` (session) and ``audio_out`` (per test: a fresh
-recording file, the environment set for this process, and ``.env`` for
-subprocesses).
+Fixtures, registered once in conftest.py: ``pulse_sink`` (one daemon for the
+whole run) and ``audio_out`` (per test: a fresh recording file, the
+environment set for this process, and ``.env`` for subprocesses).
 """
 import os
 import re

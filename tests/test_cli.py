@@ -10,7 +10,6 @@ import wave
 import pytest
 
 from conftest import wait_until
-from playkit import audio_out, pulse_sink  # noqa: F401 - fixtures
 
 MODULE = [sys.executable, "-m", "lmnt_sync"]
 # The console script of this interpreter's environment (.venv/bin is not on PATH unless activated).

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from playkit import audio_out, noise, pulse_sink  # noqa: F401 - fixtures
+from playkit import noise
 
 WITHOUT = str(Path(__file__).resolve().parent / "without_modules.py")
 SERVER_PACKAGES = "aiohttp,av,numpy,soxr"

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from playkit import audio_out, pulse_sink  # noqa: F401 - fixtures
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt creates its application
 from PySide6.QtCore import QEventLoop, QThread, QTimer  # noqa: E402 - after the platform is chosen

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from playkit import audio_out, pulse_sink  # noqa: F401 - fixtures
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
