@@ -6,6 +6,7 @@ tests where what the speech says does not matter; tests that check the
 words spoken use the real default engine.
 """
 import os
+import signal
 import threading
 import time
 
@@ -56,6 +57,25 @@ def wait_until(predicate, timeout=5.0):
     while not predicate() and time.monotonic() < end:
         time.sleep(0.01)
     return predicate()
+
+
+def sigint_by_default():
+    """``preexec_fn`` for a child that must take Ctrl-C (SIGINT) like one started in a terminal.
+
+    A process started in the background by a non-interactive shell inherits
+    SIGINT ignored, exec keeps it ignored, and Python then installs no
+    KeyboardInterrupt handler: a test of Ctrl-C must not depend on how the
+    suite itself was launched.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """During the test, SIGINT raises KeyboardInterrupt in this process (see ``sigint_by_default``)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -180,7 +180,7 @@ def test_garbage_collected_session_leaves_nothing(server):
     assert wait_until(lambda: socket_inodes() <= sockets_before)
 
 
-def test_keyboard_interrupt_in_the_caller_leaves_nothing(speech):
+def test_keyboard_interrupt_in_the_caller_leaves_nothing(speech, ctrl_c_raises):
     """Ctrl-C while blocked in iteration inside `with conn:` closes the session."""
     conn = speech.synthesize_streaming("lily")
     state = conn._state
@@ -201,7 +201,7 @@ def _interrupt_main_when_waiting(state):
     signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
 
-def test_ctrl_c_while_waiting_for_audio_leaves_the_session_usable(speech):
+def test_ctrl_c_while_waiting_for_audio_leaves_the_session_usable(speech, ctrl_c_raises):
     """Ctrl-C lands while the main thread waits in recv(): KeyboardInterrupt, and the session goes on intact."""
     conn = speech.synthesize_streaming("lily", format="pcm_s16le", return_extras=True)
     killer = threading.Thread(target=_interrupt_main_when_waiting, args=(conn._state,))

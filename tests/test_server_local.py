@@ -11,6 +11,7 @@ import time
 import pytest
 import requests
 
+from conftest import sigint_by_default
 from lmnt_sync.server import LocalServer, main
 from server_kit import close, connect, current_init, read, send
 
@@ -111,7 +112,7 @@ def _start_cli(tmp_path, *args):
     process = subprocess.Popen(
         [sys.executable, "-m", "lmnt_sync.server", "--port", "0", "--engine", "synthetic",
          "--data-dir", str(tmp_path), *args],
-        stderr=subprocess.PIPE, text=True, env=env)
+        stderr=subprocess.PIPE, text=True, env=env, preexec_fn=sigint_by_default)
     lines = [process.stderr.readline() for _ in range(1 if "--api-key" in args else 2)]
     url = lines[0].split("listening on ")[1].split()[0]
     return process, url, lines
