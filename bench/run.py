@@ -124,7 +124,13 @@ def run_clients(cfg: Dict[str, Any], log, compare: Optional[str] = None) -> Dict
         def add(metric: str, name: str, value: float) -> None:
             metrics.setdefault(metric, {c: [] for c in clients})[name].append(value)
 
-        checks_ok = True
+        failed: List[str] = []  # "client op" whose bytes did not arrive unchanged
+
+        def check(name: str, op: str, result: Dict[str, Any]) -> None:
+            if not result["ok"] and f"{name} {op}" not in failed:
+                failed.append(f"{name} {op}")
+                log(f"CHECK FAILED: {name} {op}")
+
         for r in range(cfg["rounds"]):
             order = clients[r % len(clients):] + clients[:r % len(clients)]
             for name in order:
@@ -138,23 +144,23 @@ def run_clients(cfg: Dict[str, Any], log, compare: Optional[str] = None) -> Dict
                 add("handoff_p50_us", name, percentile(h["lat_us"], 0.5))
                 add("handoff_p99_us", name, percentile(h["lat_us"], 0.99))
                 add("cpu_s_per_audio_h", name, h["cpu_s"] / h["audio_s"] * 3600)
-                checks_ok = checks_ok and h["ok"]
+                check(name, "handoff", h)
             for name in order:
                 t = workers[name].call(op="throughput", n_words=cfg["tp_words"])
                 add("throughput_mb_s", name, t["mb_s"])
                 add("cpu_s_per_audio_h_bulk", name, t["cpu_s"] / t["audio_s"] * 3600)
-                checks_ok = checks_ok and t["ok"]
+                check(name, "throughput", t)
             for name in order:
                 t = workers[name].call(op="throughput", n_words=cfg["blast_words"], blaster=True)
                 add("capacity_mb_s", name, t["mb_s"])
                 add("cpu_s_per_audio_h_capacity", name, t["cpu_s"] / t["audio_s"] * 3600)
-                checks_ok = checks_ok and t["ok"]
+                check(name, "capacity", t)
             log(f"round {r + 1}/{cfg['rounds']}: " + ", ".join(
                 f"{m} " + "/".join(f"{metrics[m][c][-1]:.3g}" for c in clients) for m in metrics))
         for name in clients:
             add("rss_kib_per_session", name, memory[name]["rss_per_session"] / 1024)
             add("threads_per_session", name, memory[name]["threads_per_session"])
-        return {"metrics": metrics, "checks_ok": checks_ok, "server_idle_kib_per_session": server_idle / 1024}
+        return {"metrics": metrics, "checks_ok": not failed, "failed_checks": failed, "server_idle_kib_per_session": server_idle / 1024}
     finally:
         for w in workers.values():
             w.close()
@@ -270,7 +276,7 @@ def report_clients(res: Dict[str, Any], cfg: Dict[str, Any]) -> str:
                  f"and one of {cfg['blast_words']} from the blaster; memory with "
                  f"{cfg['mem_sessions']} sessions open. Ratio ranges: lowest-highest per-round ratio. "
                  f"Server RSS per idle session: {res['server_idle_kib_per_session']:.0f} KiB. "
-                 f"Bytes checked unchanged end to end: {'yes' if res['checks_ok'] else 'NO'}.")
+                 f"Bytes checked unchanged end to end: {'yes' if res['checks_ok'] else 'NO: ' + ', '.join(res['failed_checks'])}.")
     return "\n".join(lines)
 
 
