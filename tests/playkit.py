@@ -75,7 +75,7 @@ class PulseSink:
         return result.stdout if result.returncode == 0 else ""
 
     def _spawn(self, argv, env) -> None:
-        log = open(self.folder / f"{Path(argv[0]).name}.log", "wb")
+        log = open(self.folder / f"{Path(argv[0]).name}.log", "wb")  # noqa: SIM115 - closed below, once the child has its copy
         self._procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL))
         log.close()

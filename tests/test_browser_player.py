@@ -90,7 +90,7 @@ def lab(server, tmp_path):
                # prefix, which Jupyter does not search from inside the venv.
                JUPYTER_PATH=os.pathsep.join(filter(None, [os.environ.get("JUPYTER_PATH"),
                                                           os.path.join(sys.base_prefix, "share", "jupyter")])))
-    log = open(tmp_path / "jupyter.log", "wb")
+    log = open(tmp_path / "jupyter.log", "wb")  # noqa: SIM115 - jupyter's output until it is stopped
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
          "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",

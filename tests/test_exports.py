@@ -47,3 +47,4 @@ def test_timeout_is_also_the_builtin():
     """Our TimeoutError can be caught as the builtin one."""
     assert issubclass(errors.TimeoutError, TimeoutError)
     assert issubclass(errors.ConfigurationError, ValueError)
+

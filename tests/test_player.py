@@ -91,7 +91,7 @@ def test_words_of_each_flush_follow_the_previous_flush(speech, audio_out):
     assert [w["text"] for _, w in heard] == ["One", "two", "three.", "Four", "five."]
     assert heard[3][1]["start"] < heard[2][1]["start"]  # the timings restarted at the flush
     # The synthetic engine's first turn: a burst of 60 ms + 40 ms per character and a 50 ms gap per word.
-    turn_one = sum(int((0.060 + 0.040 * len(word)) * RATE) + int(0.050 * RATE) for word in "One two three.".split())
+    turn_one = sum(int((0.060 + 0.040 * len(word)) * RATE) + int(0.050 * RATE) for word in ["One", "two", "three."])
     for index, (reached, word) in enumerate(heard):
         # Silence the player inserts between the turns only moves the second turn later.
         offset = 2 * turn_one if index >= 3 else 0

@@ -155,7 +155,7 @@ async def in_worker(executor: Executor, fn: Callable[..., T], *args: Any,
 
 
 def submit_to_worker(executor: Executor, fn: Callable[..., T], *args: Any,
-                     priority: Optional[Priority] = None) -> "asyncio.Future[T]":
+                     priority: Optional[Priority] = None) -> asyncio.Future[T]:
     """Start ``fn(*args)`` in ``executor``; return an awaitable for its result.
 
     Cancelling the returned future drops the job if no worker took it yet
