@@ -14,12 +14,11 @@
 Optional parts import their dependencies lazily: ``lmnt_sync.server``
 (``[server]`` extra) and ``lmnt_sync.Player`` (``[play]`` extra).
 """
-__version__ = "0.1.0"
-
-from .client import DEFAULT_BASE_URL, Speech  # noqa: E402
-from .errors import *  # noqa: E402,F403 - the whole exception tree, listed in errors.__all__
-from .errors import __all__ as _error_names  # noqa: E402
-from .messages import (  # noqa: E402
+from ._version import __version__
+from .client import DEFAULT_BASE_URL, Speech
+from .errors import *  # noqa: F403 - the whole exception tree, listed in errors.__all__
+from .errors import __all__ as _error_names
+from .messages import (
     AudioMessage,
     FlushCompleteMessage,
     Message,
@@ -27,8 +26,8 @@ from .messages import (  # noqa: E402
     TimestampsMessage,
     WordTiming,
 )
-from .player import Player  # noqa: E402 - imports pyaudio only when a Player is created
-from .session import StreamingConnection  # noqa: E402
+from .player import Player  # imports pyaudio only when a Player is created
+from .session import StreamingConnection
 
 __all__ = [
     "__version__",

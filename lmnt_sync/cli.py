@@ -17,7 +17,7 @@ import os
 import sys
 from typing import IO, Any, Iterator, List, Optional, Sequence
 
-from . import __version__
+from ._version import __version__
 from .audiofile import output_format
 from .errors import APIError, ConfigurationError, LmntError, MissingDependencyError, NotFoundError
 

@@ -17,7 +17,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from . import __version__, spec
+from . import spec
+from ._version import __version__
 from .errors import APIConnectionError, ConfigurationError, ProtocolError, status_error_class
 from .errors import TimeoutError as LmntTimeoutError
 

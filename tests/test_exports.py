@@ -48,3 +48,20 @@ def test_timeout_is_also_the_builtin():
     assert issubclass(errors.TimeoutError, TimeoutError)
     assert issubclass(errors.ConfigurationError, ValueError)
 
+
+def test_the_version_has_its_own_module_that_setup_cfg_reads():
+    """lmnt_sync/_version.py imports nothing (no cycle), and the build reads the version there."""
+    import ast
+    from pathlib import Path
+
+    from setuptools.config.setupcfg import read_configuration
+
+    from lmnt_sync import _version
+
+    root = Path(lmnt_sync.__file__).resolve().parent.parent
+    tree = ast.parse(Path(_version.__file__).read_text())
+    assert not [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert lmnt_sync.__version__ == _version.__version__
+    assert read_configuration(str(root / "setup.cfg"))["metadata"]["version"] == _version.__version__
+    with open(root / "setup.cfg") as config:
+        assert "version = attr: lmnt_sync._version.__version__" in config.read()
