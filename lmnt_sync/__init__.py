@@ -14,6 +14,7 @@
 Optional parts import their dependencies lazily: ``lmnt_sync.server``
 (``[server]`` extra) and ``lmnt_sync.Player`` (``[play]`` extra).
 """
+from . import _moved
 from ._version import __version__
 from .client import DEFAULT_BASE_URL, Speech
 from .errors import *  # noqa: F403 - the whole exception tree, listed in errors.__all__
@@ -26,8 +27,10 @@ from .messages import (
     TimestampsMessage,
     WordTiming,
 )
-from .player import Player  # imports pyaudio only when a Player is created
+from .playback.player import Player  # imports pyaudio only when a Player is created
 from .session import StreamingConnection
+
+_moved.install()  # lmnt_sync.player, .callbacks, .browser_player: where they were before playback/
 
 __all__ = [
     "__version__",

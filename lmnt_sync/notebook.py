@@ -31,9 +31,9 @@ from .errors import ConfigurationError, MissingDependencyError
 from .messages import Message, WordTiming
 
 if TYPE_CHECKING:  # for annotations only: importing them here would pull in what they need
-    from .browser_player import BrowserPlayer
     from .client import Speech
-    from .player import Player
+    from .playback.browser_player import BrowserPlayer
+    from .playback.player import Player
 
 __all__ = ["AudioClip", "collect_clip", "synthesize_clip", "show", "play_live", "play_in_browser", "pcm_to_wav"]
 
@@ -149,7 +149,7 @@ def play_live(speech: Speech, text: Union[str, Iterable[str]], voice: str, *, sa
         PlaybackError: no audio device could be opened.
         LmntError: the session could not be opened.
     """
-    from .player import Player
+    from .playback.player import Player
 
     player = Player(sample_rate, on_word=on_word, **player_options)
     conn = None
@@ -171,16 +171,16 @@ def play_live(speech: Speech, text: Union[str, Iterable[str]], voice: str, *, sa
 def play_in_browser(speech: Speech, text: Union[str, Iterable[str]], voice: str, **options: Any) -> BrowserPlayer:
     """Speak ``text`` in the notebook's page; display the player widget and return it at once.
 
-    The widget (``lmnt_sync.browser_player.BrowserPlayer``) plays the audio
+    The widget (``lmnt_sync.playback.browser_player.BrowserPlayer``) plays the audio
     as it arrives, highlights each word as it is heard and has a Stop
     button; ``player.wait()`` blocks until the page has played it all.
-    ``options`` go to ``browser_player.speak_in_browser`` (``sample_rate``,
+    ``options`` go to ``playback.browser_player.speak_in_browser`` (``sample_rate``,
     ``window``, ``read_ahead``, ``preroll``, ``display``).
 
     Raises:
         MissingDependencyError: anywidget (the ``[notebook]`` extra) is not installed.
         LmntError: the session could not be opened.
     """
-    from .browser_player import speak_in_browser
+    from .playback.browser_player import speak_in_browser
 
     return speak_in_browser(speech, text, voice, **options)

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from lmnt_sync import ConfigurationError
-from lmnt_sync.browser_player import BrowserPlayer
+from lmnt_sync.playback.browser_player import BrowserPlayer
 
 ROOT = Path(__file__).resolve().parent.parent
 BROWSER = ROOT / "tests" / "browser"
@@ -34,7 +34,7 @@ TEXT3 = ("A third sentence, stopped from the kernel with player.stop() while the
 CELLS = [
     f"""import json, os
 from lmnt_sync import Speech
-from lmnt_sync.browser_player import speak_in_browser
+from lmnt_sync.playback.browser_player import speak_in_browser
 from lmnt_sync.notebook import play_in_browser
 speech = Speech(api_key=os.environ["LMNT_API_KEY"], base_url=os.environ["LMNT_BASE_URL"])
 player = play_in_browser(speech, {TEXT1!r}, "synth", window={WINDOW})

@@ -7,8 +7,8 @@ import pytest
 
 from conftest import our_threads, socket_inodes, wait_until
 from lmnt_sync import MissingDependencyError, PlaybackError
-from lmnt_sync.callbacks import MainThreadExecutor
-from lmnt_sync.player import Player
+from lmnt_sync.playback.callbacks import MainThreadExecutor
+from lmnt_sync.playback.player import Player
 from playkit import RATE, assert_played_exactly, audio_out, noise, pulse_sink  # noqa: F401 - fixtures
 
 BYTES_PER_SECOND = 2 * RATE

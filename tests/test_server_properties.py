@@ -33,8 +33,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lmnt_sync import protocol as client
+from lmnt_sync.codecs import STREAMING_FORMATS, Encoder
 from lmnt_sync.server.apierror import STATUS_BY_SLUG, ApiError, json_object
-from lmnt_sync.server.codecs import STREAMING_FORMATS, Encoder
 from lmnt_sync.server.wire import (
     Finish,
     Flush,

@@ -36,8 +36,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from ..codecs import STREAMING_FORMATS, Encoder, content_type, normalize_format, normalize_sample_rate
 from .apierror import ApiError, integer_field, json_object, rest_error_body, speakable
-from .codecs import STREAMING_FORMATS, Encoder, content_type, normalize_format, normalize_sample_rate
 from .engines.base import Engine
 from .state import API_VERSION, REQUEST_ID, STREAMING, ServerState
 from .synthesis import ChunkSource, in_worker, synthesize_all

@@ -51,9 +51,9 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Union
 
 from aiohttp import WSMsgType, web
 
+from ..codecs import Encoder
 from .apierror import ApiError, new_request_id
 from .buffering import TextBuffer
-from .codecs import Encoder
 from .joins import has_sentence_mark
 from .keepalive import Keepalive
 from .scheduling import CONTINUATION, FIRST_AUDIO, Priority

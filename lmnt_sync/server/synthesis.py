@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import Executor
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
-from .codecs import Encoder
+from ..codecs import Encoder
 from .engines.base import Engine, SpeechChunk
 from .joins import join_chunks
 from .scheduling import Priority, UrgencyExecutor

@@ -24,12 +24,12 @@ import threading
 import time
 from typing import Any, Callable, Deque, Iterable, List, Optional
 
+from ..deadline import Deadline
+from ..errors import ConfigurationError, ConnectionClosedOK, LmntError, LocalProtocolError
+from ..errors import TimeoutError as LmntTimeoutError
+from ..messages import WordTiming
 from .audio_device import SAMPLE_FORMATS, OutputDevice
 from .callbacks import dispatch
-from .deadline import Deadline
-from .errors import ConfigurationError, ConnectionClosedOK, LmntError, LocalProtocolError
-from .errors import TimeoutError as LmntTimeoutError
-from .messages import WordTiming
 from .playbuffer import JitterBuffer
 from .playsource import Chunk, is_connection, parse_item
 from .wordclock import PlayClock, WordSchedule

@@ -18,12 +18,12 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional
 
+from ..errors import MissingDependencyError
 from .audiofile import AudioFileWriter, output_format
-from .errors import MissingDependencyError
 from .progress import Progress
 
 if TYPE_CHECKING:
-    from .client import Speech
+    from ..client import Speech
 
 __all__ = ["speak", "open_sinks", "text_pieces", "FileSink", "PlaySink", "PlayFileSink",
            "MAX_PIECE_CHARS", "MAX_UNCONFIRMED_CHARS"]
@@ -96,7 +96,7 @@ class PlaySink:
     """
 
     def __init__(self, speech: Speech, voice: str, sample_rate: int, language: Optional[str]) -> None:
-        from .player import Player
+        from ..playback.player import Player
 
         # The device first: a missing pyaudio or sound card fails before any text is spent.
         self._player = Player(sample_rate)
@@ -135,7 +135,7 @@ class PlayFileSink(PlaySink):
         self._encoder: Any = None
         if fmt != "pcm_s16le":
             try:
-                from .server.codecs import Encoder
+                from ..codecs import Encoder
             except ImportError as exc:
                 raise MissingDependencyError(
                     f"--play with -o {path} encodes {fmt} here, which needs PyAV and numpy: "

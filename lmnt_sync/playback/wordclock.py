@@ -27,7 +27,7 @@ import bisect
 import collections
 from typing import Deque, List, Optional, Tuple
 
-from .messages import WordTiming
+from ..messages import WordTiming
 
 __all__ = ["WordSchedule", "PlayClock"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Tuple
 
-from .errors import ConfigurationError, ConnectionClosedOK
-from .errors import TimeoutError as LmntTimeoutError
-from .messages import WordTiming
+from ..errors import ConfigurationError, ConnectionClosedOK
+from ..errors import TimeoutError as LmntTimeoutError
+from ..messages import WordTiming
 
 __all__ = ["Chunk", "parse_item", "is_connection", "session_messages"]
 

@@ -6,6 +6,9 @@ requested rate. The concatenation of everything it returns is one valid file
 of that format, so a server can send each piece as soon as it is ready.
 
 Pure objects: no I/O, no threads; one encoder per stream, not thread-safe.
+Shared by the server (``lmnt_sync.server``) and the command line (which
+encodes a file itself while playing); needs PyAV, numpy and soxr (the
+``[server]`` extra), so nothing imports it at ``import lmnt_sync``.
 
 Formats (PROTOCOL.md §2.7):
 
@@ -35,7 +38,7 @@ import numpy as np
 import soxr
 from av.audio.codeccontext import AudioCodecContext
 
-from .. import spec
+from . import spec
 
 __all__ = [
     "STREAMING_FORMATS",

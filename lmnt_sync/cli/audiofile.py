@@ -18,7 +18,7 @@ import sys
 import wave
 from typing import IO, Any, Optional, Tuple
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = ["EXTENSION_FORMATS", "output_format", "AudioFileWriter"]
 

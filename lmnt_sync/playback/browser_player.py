@@ -3,7 +3,7 @@
 ::
 
     from lmnt_sync import Speech
-    from lmnt_sync.browser_player import speak_in_browser
+    from lmnt_sync.playback.browser_player import speak_in_browser
 
     speech = Speech()
     player = speak_in_browser(speech, "Heard where you are.", "lily")   # displays itself, returns at once
@@ -45,15 +45,15 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-from .deadline import Deadline
-from .errors import ConfigurationError, ConnectionClosedOK, LmntError, MissingDependencyError
-from .messages import Message
+from ..deadline import Deadline
+from ..errors import ConfigurationError, ConnectionClosedOK, LmntError, MissingDependencyError
+from ..messages import Message
 from .playsource import Chunk, is_connection, parse_item, session_messages
 from .wordclock import WordSchedule
 
 if TYPE_CHECKING:
-    from .client import Speech
-    from .session import StreamingConnection
+    from ..client import Speech
+    from ..session import StreamingConnection
 
 try:
     import anywidget

@@ -17,7 +17,7 @@ import sys
 import threading
 from typing import Any, Iterator, Optional
 
-from .errors import ConfigurationError, MissingDependencyError, PlaybackError
+from ..errors import ConfigurationError, MissingDependencyError, PlaybackError
 
 __all__ = ["OutputDevice", "load_pyaudio", "native_stderr_silenced", "SAMPLE_FORMATS"]
 
