@@ -314,3 +314,53 @@ def test_a_player_outside_the_cli_prints_nothing(audio_out):
     assert done.returncode == 0 and done.stdout == "played\n", done.stderr
     assert noise(done.stderr) == []
     assert len(audio_out.played().strip(b"\x00")) > 12000
+
+
+STARVE_THE_OUTPUT_THREAD = """
+import logging, sys, threading, time
+from lmnt_sync import Player
+logging.basicConfig(stream=sys.stdout, level=logging.DEBUG, format="%(name)s: %(message)s")
+heard = threading.Event()
+word = {"text": "now", "start": 0.1, "duration": 0.1}
+with Player(24000, on_word=lambda w: heard.set()) as player:
+    player.play([{"type": "audio", "audio": bytes(24000 * 2 * 3), "durations": [word]}])
+    assert heard.wait(30), "the first word was never heard"
+    # A fault, not a wait: this thread keeps the GIL for 1.5 s (far longer than the device's
+    # buffer), so the output thread cannot write and the device runs dry: an ALSA underrun.
+    sys.setswitchinterval(1.5)
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        pass
+    sys.setswitchinterval(0.005)
+    player.wait()
+print("played")
+"""
+
+
+def test_an_underrun_while_playing_is_logged_not_printed(audio_out):
+    """ALSA reports an underrun during playback through the log (DEBUG, lmnt_sync.playback), not
+    as an 'ALSA lib ... underrun occurred' line on the program's stderr."""
+    import os
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", STARVE_THE_OUTPUT_THREAD], env=dict(os.environ, **audio_out.env),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.endswith("played\n"), done.stdout + done.stderr
+    assert "underrun occurred" not in done.stderr and noise(done.stderr) == [], done.stderr
+    logged = [line for line in done.stdout.splitlines() if line.startswith("lmnt_sync.playback: ALSA ")]
+    assert any(line.endswith("(snd_pcm_recover) underrun occurred") for line in logged), done.stdout
+
+
+def test_an_alsa_message_is_filled_in_only_when_its_first_argument_is_a_string():
+    """The handler reads ALSA's first variable argument as a string only where the format says so."""
+    import ctypes
+
+    from lmnt_sync.playback.alsa_errors import _message
+
+    word = ctypes.create_string_buffer(b"underrun")
+    address = ctypes.addressof(word)
+    cases = {b"%s occurred": b"underrun occurred", b"100%% %s": b"100%% underrun", b"%-9s!": b"underrun!",
+             b"card %d: %s": b"card %d: %s", b"%*s %s": b"%*s %s", b"%.*s": b"%.*s", b"plain": b"plain", b"%": b"%"}
+    for fmt, expected in cases.items():
+        assert _message(fmt, address) == expected, fmt
+    assert _message(b"%s occurred", None) == b"%s occurred"
