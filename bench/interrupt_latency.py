@@ -72,7 +72,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import numpy as np  # noqa: E402
 
-from lmnt_sync.cli import _native_stderr_silenced  # noqa: E402
+from lmnt_sync.playback.audio_device import native_stderr_silenced  # noqa: E402
 from stats import percentile  # noqa: E402
 
 __all__ = ["main"]
@@ -426,7 +426,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     started = time.monotonic()
     try:
         recorder = Recorder(env, folder)
-        with _native_stderr_silenced(True):  # ALSA and JACK list every device they cannot open
+        with native_stderr_silenced():  # ALSA and JACK list every device they cannot open
             methods["lmnt_sync"] = LmntMethod()
             pcm = speech_pcm(methods["lmnt_sync"])
             import pyaudio

@@ -94,7 +94,7 @@ class PiperHttp:
                 time.sleep(0.2)
 
     def request(self) -> Tuple[str, str, bytes, Dict[str, str]]:
-        return "127.0.0.1:%d" % self.port, "/synthesize", json.dumps({"text": SENTENCE}).encode(), {
+        return f"127.0.0.1:{self.port}", "/synthesize", json.dumps({"text": SENTENCE}).encode(), {
             "Content-Type": "application/json"}
 
     def close(self) -> None:

@@ -230,7 +230,7 @@ def main(argv=None) -> int:
         finally:
             for info in servers.values():
                 _stop_server(info)
-    print(f"| server | reset -> reset_complete p50 ms | p95 ms | max ms | audio frames after it |")
+    print("| server | reset -> reset_complete p50 ms | p95 ms | max ms | audio frames after it |")
     print("|---|---|---|---|---|")
     for name in ("before", "after"):
         r = results[name]["reset"]

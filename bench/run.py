@@ -54,10 +54,10 @@ __all__ = ["main"]
 CLIENTS = ["lmnt_sync", "sdk", "floor"]
 SIZES = {"instant_bytes": 4800, "paced_bytes": 4800, "pace_s": 0.01, "burst_bytes": 65536}
 
-FULL = {"rounds": 10, "open_n": 10, "flush_n": 10, "frames": 400, "tp_words": 1000, "blast_words": 3000, "mem_sessions": 100,
-        "fa_n": 30, "rtf_n": 3, "ramp": [10, 25, 50, 75, 100, 125, 150, 200, 300], "ramp_s": 10.0}
-QUICK = {"rounds": 3, "open_n": 6, "flush_n": 6, "frames": 150, "tp_words": 400, "blast_words": 1500, "mem_sessions": 40,
-         "fa_n": 10, "rtf_n": 1, "ramp": [25, 50], "ramp_s": 5.0}
+FULL = {"rounds": 10, "open_n": 10, "flush_n": 10, "frames": 400, "tp_words": 1000, "blast_words": 3000,
+        "mem_sessions": 100, "fa_n": 30, "rtf_n": 3, "ramp": [10, 25, 50, 75, 100, 125, 150, 200, 300], "ramp_s": 10.0}
+QUICK = {"rounds": 3, "open_n": 6, "flush_n": 6, "frames": 150, "tp_words": 400, "blast_words": 1500,
+         "mem_sessions": 40, "fa_n": 10, "rtf_n": 1, "ramp": [25, 50], "ramp_s": 5.0}
 
 
 class Proc:
@@ -266,13 +266,14 @@ def report_clients(res: Dict[str, Any], cfg: Dict[str, Any]) -> str:
             met = "met" if ok else "**missed**"
         tgt = f"{target[0]} {target[1]}x" if target else ""
         f_txt = _ratio_txt(r_floor)
+        other = f" {_fmt(vals['compare'])} | {_ratio_txt(ratio(m[key], 'compare', 'sdk'))} |" if has_other else ""
         lines.append(f"| {label} | {_fmt(vals['lmnt_sync'])} | {_fmt(vals['sdk'])} | {_fmt(vals['floor'])} | "
-                     f"{r_txt} | {f_txt} | {tgt} | {met} |"
-                     + (f" {_fmt(vals['compare'])} | {_ratio_txt(ratio(m[key], 'compare', 'sdk'))} |" if has_other else ""))
+                     f"{r_txt} | {f_txt} | {tgt} | {met} |" + other)
     lines.append("")
     lines.append(f"{cfg['rounds']} rounds; per round: {cfg['open_n']} new sessions, {cfg['flush_n']} flushes, "
                  f"{cfg['frames']} paced frames ({SIZES['paced_bytes']} B = 100 ms, {SIZES['pace_s'] * 1000:.0f} ms "
-                 f"apart), one stream of {cfg['tp_words']} x {SIZES['burst_bytes'] // 1024} KiB frames from the local server "
+                 f"apart), one stream of {cfg['tp_words']} x {SIZES['burst_bytes'] // 1024} KiB frames "
+                 "from the local server "
                  f"and one of {cfg['blast_words']} from the blaster; memory with "
                  f"{cfg['mem_sessions']} sessions open. Ratio ranges: lowest-highest per-round ratio. "
                  f"Server RSS per idle session: {res['server_idle_kib_per_session']:.0f} KiB. "
@@ -296,7 +297,8 @@ def report_server(res: Dict[str, Any]) -> str:
     for lv in res["ramp"]:
         lines.append(f"| {lv['sessions']} | {lv['failed']} | {lv['underruns']} | {lv['worst_gap_ms']:.0f} | "
                      f"{lv['min_headroom_s']:.2f} | {lv['first_audio_p50_ms']:.0f} / {lv['first_audio_p95_ms']:.0f} | "
-                     f"{lv['server_cpu_cores']:.2f} | {lv['load_cpu_cores']:.2f} | {lv['server_rss_per_session'] / 1024:.0f} |")
+                     f"{lv['server_cpu_cores']:.2f} | {lv['load_cpu_cores']:.2f} | "
+                     f"{lv['server_rss_per_session'] / 1024:.0f} |")
     return "\n".join(lines)
 
 

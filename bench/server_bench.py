@@ -33,9 +33,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from engines import PARAGRAPH, SHORT  # noqa: E402  (bench/engines.py: the same texts)
-from stats import percentile, proc_cpu, proc_rss  # noqa: E402
-
 from lmnt_sync.server.buffering import TextBuffer  # noqa: E402
+from stats import percentile, proc_cpu, proc_rss  # noqa: E402
 
 __all__ = ["first_audio", "real_time_factor", "ramp_level", "SHORT", "PARAGRAPH", "FORMATS"]
 

@@ -47,7 +47,7 @@ def install_send_stamp() -> None:
 
 def encoder_passes_through(rate: int = 24000) -> bool:
     """Return True if the server's pcm_s16le encoder at ``rate`` returns its input as is."""
-    from lmnt_sync.server.codecs import Encoder
+    from lmnt_sync.codecs import Encoder
 
     encoder = Encoder("pcm_s16le", rate, rate)
     data = bytes(range(256)) * 19

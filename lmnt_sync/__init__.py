@@ -14,12 +14,35 @@
 Optional parts import their dependencies lazily: ``lmnt_sync.server``
 (``[server]`` extra) and ``lmnt_sync.Player`` (``[play]`` extra).
 """
-__version__ = "0.1.0"
+from . import _moved
+from ._version import __version__
+from .client import DEFAULT_BASE_URL, Speech
+from .errors import *  # noqa: F403 - the whole exception tree, listed in errors.__all__
+from .errors import __all__ as _error_names
+from .messages import (
+    AudioMessage,
+    FlushCompleteMessage,
+    Message,
+    ResetCompleteMessage,
+    TimestampsMessage,
+    WordTiming,
+)
+from .playback.player import Player  # imports pyaudio only when a Player is created
+from .session import StreamingConnection
 
-from .client import DEFAULT_BASE_URL, Speech  # noqa: E402
-from .errors import *  # noqa: E402,F401,F403
-from .errors import __all__ as _error_names  # noqa: E402
-from .player import Player  # noqa: E402 - imports pyaudio only when a Player is created
-from .session import StreamingConnection  # noqa: E402
+_moved.install()  # lmnt_sync.player, .callbacks, .browser_player: where they were before playback/
 
-__all__ = ["__version__", "Speech", "StreamingConnection", "Player", "DEFAULT_BASE_URL", *_error_names]
+__all__ = [
+    "__version__",
+    "Speech",
+    "StreamingConnection",
+    "Player",
+    "DEFAULT_BASE_URL",
+    "Message",
+    "AudioMessage",
+    "TimestampsMessage",
+    "FlushCompleteMessage",
+    "ResetCompleteMessage",
+    "WordTiming",
+    *_error_names,
+]

@@ -93,7 +93,7 @@ class Speech:
             self.base_url, api_key, timeout=timeout, connect_timeout=connect_timeout,
             max_retries=max_retries, verify=verify,
         )
-        self._sessions: "weakref.WeakSet[StreamingConnection]" = weakref.WeakSet()
+        self._sessions: weakref.WeakSet[StreamingConnection] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._closed = False
         self._spare: Optional[SpareConnection] = None
@@ -267,7 +267,7 @@ class Speech:
         if self._server is not None:
             self._server.stop()
 
-    def __enter__(self) -> "Speech":
+    def __enter__(self) -> Speech:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

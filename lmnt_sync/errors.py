@@ -214,7 +214,7 @@ _STATUS_CLASSES = {
 }
 
 
-def status_error_class(status_code: int) -> type:
+def status_error_class(status_code: int) -> type[APIStatusError]:
     """Return the APIStatusError subclass for an HTTP status."""
     if status_code >= 500:
         return InternalServerError

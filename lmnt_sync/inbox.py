@@ -16,13 +16,24 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Callable, Deque, Optional, Tuple
+from typing import Callable, Deque, Final, Literal, Optional, Tuple, Union
 
-__all__ = ["Inbox", "END", "ERROR", "MESSAGE", "CLOSED"]
+from .messages import Message
 
-MESSAGE, ERROR, END = "message", "error", "end"
-# Items: (MESSAGE, reset_epoch, dict) | (ERROR, exc) | (END, None)
-CLOSED: Tuple[str, None] = ("closed", None)  # what get() returns once the session is being closed
+__all__ = ["Inbox", "Item", "MessageItem", "END", "ERROR", "MESSAGE", "CLOSED"]
+
+MESSAGE: Final = "message"
+ERROR: Final = "error"
+END: Final = "end"
+#: What the inbox holds: a message with its reset epoch, the error that ended the session, the end.
+MessageItem = Tuple[Literal["message"], int, Message]
+Item = Union[
+    MessageItem,
+    Tuple[Literal["error"], BaseException],
+    Tuple[Literal["end"], None],
+    Tuple[Literal["closed"], None],
+]
+CLOSED: Tuple[Literal["closed"], None] = ("closed", None)  # what get() returns once the session is being closed
 
 
 class Inbox:
@@ -37,7 +48,7 @@ class Inbox:
 
     def __init__(self, bound: int, lock: threading.Lock, on_wait: Callable[[], None]) -> None:
         self.bound = bound
-        self._items: Deque[tuple] = deque()
+        self._items: Deque[Item] = deque()
         self._not_empty = threading.Condition(lock)
         self._not_full = threading.Condition(lock)
         self._on_wait = on_wait
@@ -50,7 +61,7 @@ class Inbox:
         """Items held now."""
         return len(self._items)
 
-    def put(self, item: tuple) -> bool:
+    def put(self, item: MessageItem) -> bool:
         """Append ``item``, blocking while full; False if the inbox was abandoned first."""
         with self._not_full:
             while len(self._items) >= self.bound and not self._abandoned:
@@ -68,7 +79,7 @@ class Inbox:
             self._not_empty.notify()
         return True
 
-    def end(self, items: Tuple[tuple, ...]) -> None:
+    def end(self, items: Tuple[Item, ...]) -> None:
         """Append the session's last items (an error, the end marker); never blocks."""
         with self._not_empty:
             self._items.extend(items)
@@ -109,7 +120,7 @@ class Inbox:
         timeout: Optional[float],
         wait: Callable[[threading.Condition, Optional[float]], None],
         cancelled: Optional[Callable[[], bool]] = None,
-    ) -> Optional[tuple]:
+    ) -> Optional[Item]:
         """Return the oldest item, waiting up to ``timeout`` s (None: no limit); None if none came.
 
         ``cancelled()`` (lock held) is re-checked whenever ``wake`` is called:
@@ -128,7 +139,8 @@ class Inbox:
                         return None
                     self._on_wait()
                     wait(self._not_empty, timeout)
-                    timeout = None if timeout is None else -1.0  # one wait per call: the caller re-enters with its deadline
+                    # One wait per call: the caller re-enters with its deadline.
+                    timeout = None if timeout is None else -1.0
             finally:
                 self.getters -= 1
             if self._abandoned:

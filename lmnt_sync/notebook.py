@@ -25,9 +25,15 @@ import array
 import base64
 import io
 import wave
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Union
 
 from .errors import ConfigurationError, MissingDependencyError
+from .messages import Message, WordTiming
+
+if TYPE_CHECKING:  # for annotations only: importing them here would pull in what they need
+    from .client import Speech
+    from .playback.browser_player import BrowserPlayer
+    from .playback.player import Player
 
 __all__ = ["AudioClip", "collect_clip", "synthesize_clip", "show", "play_live", "play_in_browser", "pcm_to_wav"]
 
@@ -68,7 +74,7 @@ class AudioClip:
     """
 
     def __init__(self, audio: bytes, format: str = "mp3", sample_rate: int = 24000,  # noqa: A002
-                 timestamps: Optional[list] = None) -> None:
+                 timestamps: Optional[List[WordTiming]] = None) -> None:
         if format.startswith("pcm_"):
             audio, format = pcm_to_wav(audio, sample_rate, format), "wav"
         if format not in _MIME:
@@ -92,17 +98,19 @@ class AudioClip:
         return f"<AudioClip {self.format} {len(self.audio)} bytes>"
 
 
-def collect_clip(messages: Iterable[Dict[str, Any]], format: str = "mp3",  # noqa: A002
+def collect_clip(messages: Iterable[Message], format: str = "mp3",  # noqa: A002
                  sample_rate: int = 24000) -> AudioClip:
     """Iterate a session (blocks until it ends) and return its audio and timings as a clip."""
-    audio, words = bytearray(), []
+    audio = bytearray()
+    words: List[WordTiming] = []
     for message in messages:
         audio += message["audio"]
-        words.extend(message.get("timestamps") or ())
+        if message["type"] == "timestamps":
+            words.extend(message["timestamps"])
     return AudioClip(bytes(audio), format, sample_rate, words)
 
 
-def synthesize_clip(speech: Any, text: str, voice: str, *, format: str = "mp3",  # noqa: A002
+def synthesize_clip(speech: Speech, text: str, voice: str, *, format: str = "mp3",  # noqa: A002
                     sample_rate: int = 24000, **options: Any) -> AudioClip:
     """Synthesize ``text`` over REST (blocks until done) and return it as a clip.
 
@@ -126,8 +134,8 @@ def show(clip: Any) -> None:
     display(clip)
 
 
-def play_live(speech: Any, text: Any, voice: str, *, sample_rate: int = 24000,
-              on_word: Optional[Callable[[Dict[str, Any]], Any]] = None, **player_options: Any) -> Any:
+def play_live(speech: Speech, text: Union[str, Iterable[str]], voice: str, *, sample_rate: int = 24000,
+              on_word: Optional[Callable[[WordTiming], Any]] = None, **player_options: Any) -> Player:
     """Start speaking ``text`` through the speakers and return the Player at once.
 
     The cell finishes immediately; the audio plays from the Player's own
@@ -141,7 +149,7 @@ def play_live(speech: Any, text: Any, voice: str, *, sample_rate: int = 24000,
         PlaybackError: no audio device could be opened.
         LmntError: the session could not be opened.
     """
-    from .player import Player
+    from .playback.player import Player
 
     player = Player(sample_rate, on_word=on_word, **player_options)
     conn = None
@@ -160,19 +168,19 @@ def play_live(speech: Any, text: Any, voice: str, *, sample_rate: int = 24000,
     return player
 
 
-def play_in_browser(speech: Any, text: Any, voice: str, **options: Any) -> Any:
+def play_in_browser(speech: Speech, text: Union[str, Iterable[str]], voice: str, **options: Any) -> BrowserPlayer:
     """Speak ``text`` in the notebook's page; display the player widget and return it at once.
 
-    The widget (``lmnt_sync.browser_player.BrowserPlayer``) plays the audio
+    The widget (``lmnt_sync.playback.browser_player.BrowserPlayer``) plays the audio
     as it arrives, highlights each word as it is heard and has a Stop
     button; ``player.wait()`` blocks until the page has played it all.
-    ``options`` go to ``browser_player.speak_in_browser`` (``sample_rate``,
+    ``options`` go to ``playback.browser_player.speak_in_browser`` (``sample_rate``,
     ``window``, ``read_ahead``, ``preroll``, ``display``).
 
     Raises:
         MissingDependencyError: anywidget (the ``[notebook]`` extra) is not installed.
         LmntError: the session could not be opened.
     """
-    from .browser_player import speak_in_browser
+    from .playback.browser_player import speak_in_browser
 
     return speak_in_browser(speech, text, voice, **options)

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union, cast
 
 from . import spec
 from .errors import ConfigurationError, LocalProtocolError
+from .messages import WordTiming
 
 __all__ = [
     "CURRENT",
@@ -78,7 +79,7 @@ class Audio:
 class Timestamps:
     """Word timings for the audio frame just before (current wire)."""
 
-    timestamps: List[Dict[str, Any]]
+    timestamps: List[WordTiming]
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,7 @@ class ClientProtocol:
             stamps = msg.get("timestamps")
             if not _is_timings(stamps):
                 return self._fail(f"malformed timestamps {summarize(raw)}")
-            return [Timestamps(stamps)]
+            return [Timestamps(cast(List[WordTiming], stamps))]  # checked just above
         if kind in (spec.MSG_FLUSH_COMPLETE, spec.MSG_RESET_COMPLETE):
             nonce = msg.get("nonce")
             if not isinstance(nonce, int) or isinstance(nonce, bool):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Optional, Tuple
 
 from . import protocol as p
 from .errors import (
@@ -35,7 +35,8 @@ from .errors import (
     SessionError,
 )
 from .errors import TimeoutError as LmntTimeoutError
-from .inbox import END, ERROR, MESSAGE, Inbox
+from .inbox import END, ERROR, MESSAGE, Inbox, Item
+from .messages import AudioMessage, FlushCompleteMessage, Message, ResetCompleteMessage
 from .transport import Transport
 
 __all__ = ["SessionState", "ReceiverThread", "run_receiver", "end_session", "END", "ERROR", "MESSAGE"]
@@ -161,7 +162,7 @@ def end_session(state: SessionState, error: Optional[BaseException] = None) -> N
     state.transport.shutdown()
     with state.send_lock:  # a sender woken by the shutdown is out of the socket before it goes
         state.transport.close()
-    items = ((ERROR, error), (END, None)) if error is not None and not closing else ((END, None),)
+    items: Tuple[Item, ...] = ((ERROR, error), (END, None)) if error is not None and not closing else ((END, None),)
     state.inbox.end(items)
 
 
@@ -240,10 +241,15 @@ def _handle_event(state: SessionState, event: p.Event, epoch: int) -> bool:
         if extras:
             # Timestamps restart at 0.0 after each flush and reset (API 1.2):
             # whoever places words on the audio needs to see where.
-            kind = "flush_complete" if isinstance(event, p.FlushComplete) else "reset_complete"
-            _deliver(state, epoch, {"type": kind, "nonce": event.nonce, "audio": b""})
+            marker: Message
+            if isinstance(event, p.FlushComplete):
+                marker = FlushCompleteMessage(type="flush_complete", nonce=event.nonce, audio=b"")
+            else:
+                marker = ResetCompleteMessage(type="reset_complete", nonce=event.nonce, audio=b"")
+            _deliver(state, epoch, marker)
     elif isinstance(event, p.ServerError):
-        _record(state, SessionError(event.message, type=event.type, request_id=event.request_id or state.protocol.request_id))
+        request_id = event.request_id or state.protocol.request_id
+        _record(state, SessionError(event.message, type=event.type, request_id=request_id))
     elif isinstance(event, p.Violation):
         _record(state, ProtocolError(f"server broke the protocol: {event.summary}"))
         if state.send_lock.acquire(blocking=False):  # tell the server why, unless a send holds the line
@@ -258,11 +264,15 @@ def _handle_event(state: SessionState, event: p.Event, epoch: int) -> bool:
     return False
 
 
-def _audio_message(event: p.Audio) -> Dict[str, Any]:
-    message: Dict[str, Any] = {"type": "audio", "audio": event.data}
-    for key in ("durations", "buffer_empty", "warning"):
-        if key in event.extras:
-            message[key] = event.extras[key]
+def _audio_message(event: p.Audio) -> AudioMessage:
+    message = AudioMessage(type="audio", audio=event.data)
+    extras = event.extras  # the protocol checked durations; the others are passed on as sent
+    if "durations" in extras:
+        message["durations"] = extras["durations"]
+    if "buffer_empty" in extras:
+        message["buffer_empty"] = extras["buffer_empty"]
+    if "warning" in extras:
+        message["warning"] = extras["warning"]
     return message
 
 
@@ -294,6 +304,6 @@ def _record_close(state: SessionState, event: p.Closed) -> None:
     )
 
 
-def _deliver(state: SessionState, epoch: int, message: Dict[str, Any]) -> None:
+def _deliver(state: SessionState, epoch: int, message: Message) -> None:
     """Queue a message for the caller; waits while the inbox is full (close() ends the wait)."""
     state.inbox.put((MESSAGE, epoch, message))

@@ -10,14 +10,16 @@ from __future__ import annotations
 import base64
 import json
 import os
+import urllib.parse
 from typing import Any, BinaryIO, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from . import __version__, spec
-from .errors import APIConnectionError, ConfigurationError, status_error_class
+from . import spec
+from ._version import __version__
+from .errors import APIConnectionError, ConfigurationError, ProtocolError, status_error_class
 from .errors import TimeoutError as LmntTimeoutError
 
 __all__ = ["RestClient", "FileSpec"]
@@ -93,14 +95,17 @@ class RestClient:
         ``options``: format, sample_rate, language, model, temperature, top_p.
         """
         body = _speech_body(text, voice, options)
-        response = self._request("POST", "/v1/ai/speech/bytes", json=body, headers={"Accept": "application/octet-stream"})
+        headers = {"Accept": "application/octet-stream"}
+        response = self._request("POST", "/v1/ai/speech/bytes", json=body, headers=headers)
         return response.content
 
-    def synthesize_detailed(self, text: str, voice: str, *, return_timestamps: bool = True, **options: Any) -> Dict[str, Any]:
+    def synthesize_detailed(
+        self, text: str, voice: str, *, return_timestamps: bool = True, **options: Any
+    ) -> Dict[str, Any]:
         """Synthesize and return ``{"audio": bytes, "timestamps": [...]}`` (POST /v1/ai/speech)."""
         body = _speech_body(text, voice, options)
         body["return_timestamps"] = bool(return_timestamps)
-        result = self._request("POST", "/v1/ai/speech", json=body).json()
+        result = _json_object(self._request("POST", "/v1/ai/speech", json=body))
         result["audio"] = base64.b64decode(result.get("audio", ""))
         return result
 
@@ -113,11 +118,14 @@ class RestClient:
         params: Dict[str, str] = {"owner": owner}
         if starred is not None:
             params["starred"] = "true" if starred else "false"
-        return self._request("GET", "/v1/ai/voice/list", params=params).json()
+        voices = _json(self._request("GET", "/v1/ai/voice/list", params=params))
+        if not isinstance(voices, list) or not all(isinstance(voice, dict) for voice in voices):
+            raise ProtocolError(f"GET /v1/ai/voice/list answered {_shape(voices)}, not a list of voice objects")
+        return voices
 
     def voice_info(self, voice_id: str) -> Dict[str, Any]:
         """Return one voice."""
-        return self._request("GET", f"/v1/ai/voice/{_voice_path(voice_id)}").json()
+        return _json_object(self._request("GET", f"/v1/ai/voice/{_voice_path(voice_id)}"))
 
     def create_voice(
         self,
@@ -143,7 +151,7 @@ class RestClient:
         part = "file" if len(uploads) == 1 else "files[]"
         try:
             fields.extend((part, upload) for upload in uploads)
-            return self._request("POST", "/v1/ai/voice", files=fields).json()
+            return _json_object(self._request("POST", "/v1/ai/voice", files=fields))
         finally:
             for handle in opened:
                 handle.close()
@@ -155,16 +163,17 @@ class RestClient:
         if unknown:
             raise ConfigurationError(f"update_voice got unknown field(s) {unknown}; allowed: {sorted(allowed)}")
         body = {key: value for key, value in changes.items() if value is not None}
-        result = self._request("PUT", f"/v1/ai/voice/{_voice_path(voice_id)}", json=body).json()
-        return result.get("voice", result)
+        result = _json_object(self._request("PUT", f"/v1/ai/voice/{_voice_path(voice_id)}", json=body))
+        voice = result.get("voice", result)
+        return voice if isinstance(voice, dict) else result
 
     def delete_voice(self, voice_id: str) -> Dict[str, Any]:
         """Delete a voice you own; return the server's confirmation."""
-        return self._request("DELETE", f"/v1/ai/voice/{_voice_path(voice_id)}").json()
+        return _json_object(self._request("DELETE", f"/v1/ai/voice/{_voice_path(voice_id)}"))
 
     def account_info(self) -> Dict[str, Any]:
         """Return the account's plan and usage."""
-        return self._request("GET", "/v1/account").json()
+        return _json_object(self._request("GET", "/v1/account"))
 
     # -- plumbing ---------------------------------------------------------
 
@@ -176,10 +185,12 @@ class RestClient:
             )
         except requests.exceptions.SSLError as exc:
             raise APIConnectionError(
-                f"{method} {path}: TLS certificate verification failed; pass verify=<CA bundle path> to trust a private CA"
+                f"{method} {path}: TLS certificate verification failed; "
+                "pass verify=<CA bundle path> to trust a private CA"
             ) from exc
         except requests.Timeout as exc:
-            raise LmntTimeoutError(f"{method} {path} timed out (connect {self.timeout[0]:g} s, read {self.timeout[1]:g} s)") from exc
+            connect, read = self.timeout
+            raise LmntTimeoutError(f"{method} {path} timed out (connect {connect:g} s, read {read:g} s)") from exc
         except requests.RequestException as exc:
             raise APIConnectionError(f"{method} {self.base_url}{path} failed: {_root_cause(exc)}") from exc
         if response.status_code < 400:
@@ -189,6 +200,40 @@ class RestClient:
         # error (and its traceback) must not keep the socket open.
         del response
         raise error
+
+
+def _json(response: requests.Response) -> Any:
+    """The response's JSON body.
+
+    Raises:
+        ProtocolError: the body is not JSON (names the request and the start of the body).
+    """
+    try:
+        return response.json()
+    except ValueError:
+        request = response.request
+        raise ProtocolError(
+            f"{request.method} {request.path_url} answered {response.status_code} with a body that is not JSON: "
+            f"{response.text[:120]!r}"
+        ) from None
+
+
+def _json_object(response: requests.Response) -> Dict[str, Any]:
+    """The response's JSON body, which must be an object.
+
+    Raises:
+        ProtocolError: the body is not a JSON object.
+    """
+    body = _json(response)
+    if not isinstance(body, dict):
+        request = response.request
+        raise ProtocolError(f"{request.method} {request.path_url} answered {_shape(body)}, not a JSON object")
+    return body
+
+
+def _shape(value: Any) -> str:
+    """A few words on what a JSON value is, for an error message."""
+    return f"a JSON {type(value).__name__} ({json.dumps(value)[:80]})"
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -264,7 +309,7 @@ def _speech_body(text: str, voice: str, options: Dict[str, Any]) -> Dict[str, An
 def _voice_path(voice_id: str) -> str:
     if not isinstance(voice_id, str) or not voice_id or "/" in voice_id:
         raise ConfigurationError(f"voice_id must be a non-empty string without '/', not {voice_id!r}")
-    return requests.utils.quote(voice_id, safe="")
+    return urllib.parse.quote(voice_id, safe="")
 
 
 def _open_files(files: Union[FileSpec, Sequence[FileSpec]]) -> Tuple[List[Tuple[str, Any]], List[BinaryIO]]:
@@ -276,18 +321,18 @@ def _open_files(files: Union[FileSpec, Sequence[FileSpec]]) -> Tuple[List[Tuple[
     specs = [files] if isinstance(files, (str, os.PathLike, tuple)) else list(files)
     if not specs:
         raise ConfigurationError("create_voice needs at least one audio file")
-    for spec in specs:
-        if isinstance(spec, (str, os.PathLike)) and not os.path.isfile(spec):
-            raise ConfigurationError(f"audio file not found: {os.fspath(spec)}")
-        if not isinstance(spec, (str, os.PathLike)) and not (isinstance(spec, tuple) and len(spec) == 2):
-            raise ConfigurationError(f"a file must be a path or a (filename, data) pair, not {spec!r}")
+    for item in specs:
+        if isinstance(item, (str, os.PathLike)) and not os.path.isfile(item):
+            raise ConfigurationError(f"audio file not found: {os.fspath(item)}")
+        if not isinstance(item, (str, os.PathLike)) and not (isinstance(item, tuple) and len(item) == 2):
+            raise ConfigurationError(f"a file must be a path or a (filename, data) pair, not {item!r}")
     uploads: List[Tuple[str, Any]] = []
     opened: List[BinaryIO] = []
-    for spec in specs:
-        if isinstance(spec, tuple):
-            uploads.append((str(spec[0]), spec[1]))
+    for item in specs:
+        if isinstance(item, tuple):
+            uploads.append((str(item[0]), item[1]))
         else:
-            handle = open(spec, "rb")
+            handle = open(item, "rb")  # noqa: SIM115 - open until the upload is sent; the caller closes it
             opened.append(handle)
-            uploads.append((os.path.basename(os.fspath(spec)), handle))
+            uploads.append((os.path.basename(os.fspath(item)), handle))
     return uploads, opened

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple, TypeVar
 
 from . import protocol as p
 from .deadline import Deadline
@@ -27,11 +27,13 @@ from .errors import (
 )
 from .errors import TimeoutError as LmntTimeoutError
 from .inbox import CLOSED, ERROR, MESSAGE
+from .messages import Message
 from .receiver import ReceiverThread, SessionState, end_session
 
 __all__ = ["StreamingConnection"]
 
 logger = logging.getLogger("lmnt_sync.session")
+_T = TypeVar("_T")  # what a send hands back: a nonce, or None
 
 # The main thread's waits are cut into slices so Ctrl-C always gets in. On
 # POSIX a signal interrupts a lock wait, except one that lands between
@@ -188,8 +190,8 @@ class StreamingConnection:
         self._send(lambda proto: (proto.finish(), None))
 
     def _send(
-        self, make: Callable[[p.ClientProtocol], Tuple[str, Any]], deadline: Optional[Deadline] = None, what: str = ""
-    ) -> Tuple[Any, SessionState]:
+        self, make: Callable[[p.ClientProtocol], Tuple[str, _T]], deadline: Optional[Deadline] = None, what: str = ""
+    ) -> Tuple[_T, SessionState]:
         """Encode and send one frame; returns (nonce or None, the session it went on).
 
         With a ``deadline``, waiting for the line (another thread's send, a
@@ -213,10 +215,10 @@ class StreamingConnection:
     def _send_on(
         self,
         state: SessionState,
-        make: Callable[[p.ClientProtocol], Tuple[str, Any]],
+        make: Callable[[p.ClientProtocol], Tuple[str, _T]],
         deadline: Optional[Deadline],
         what: str,
-    ) -> Any:
+    ) -> _T:
         """Encode under the state lock and send outside it, both under ``send_lock``.
 
         ``send_lock`` spans both steps so frames reach the wire in the order
@@ -343,7 +345,7 @@ class StreamingConnection:
         self._wait_for(state, lambda: state.protocol.ready, Deadline(timeout), "wait_ready()")
         return state.protocol.request_id
 
-    def recv(self, timeout: Optional[float] = None, *, cancelled: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
+    def recv(self, timeout: Optional[float] = None, *, cancelled: Optional[Callable[[], bool]] = None) -> Message:
         """Return the next message; blocks up to ``timeout`` seconds (None: no limit, 0: poll).
 
         Only waits on the inbox: the receiver thread does all reading, so a
@@ -374,7 +376,7 @@ class StreamingConnection:
 
     def _recv_from(
         self, state: SessionState, deadline: Deadline, cancelled: Optional[Callable[[], bool]]
-    ) -> Optional[Dict[str, Any]]:
+    ) -> Optional[Message]:
         """``recv()`` on one session; None if it ended between turns and the connection resumed."""
         while True:
             if self._closed_locally:
@@ -388,17 +390,16 @@ class StreamingConnection:
                 if deadline.expired():
                     raise deadline.error("recv()")
                 continue
-            kind = item[0]
-            if kind == MESSAGE:
+            if item[0] == MESSAGE:
                 if item[1] >= state.protocol.resets_sent:  # older audio belongs to text a reset dropped
                     return item[2]
                 continue
-            if kind == CLOSED[0]:
+            if item[0] == CLOSED[0]:
                 raise ConnectionClosedOK("the session was closed", 1000)
             # Everything this session delivered came before its end marker: nothing is skipped.
             if state is not self._state or self._resume(state):  # not current: resumed already
                 return None
-            raise _fresh_error(item[1] if kind == ERROR else state.error)
+            raise _fresh_error(item[1] if item[0] == ERROR else state.error)
 
     def wake(self) -> None:
         """Make threads waiting in ``recv(cancelled=...)`` check their ``cancelled`` now; never blocks long."""
@@ -407,7 +408,7 @@ class StreamingConnection:
         for state in states:
             state.inbox.wake()
 
-    def __iter__(self) -> Iterator[Dict[str, Any]]:
+    def __iter__(self) -> Iterator[Message]:
         """Yield messages until the session ends (see class docstring)."""
         with self._relink_lock:
             self._iterators += 1
@@ -446,7 +447,9 @@ class StreamingConnection:
             try:
                 state, receiver = self._reopen(ended.protocol.nonce)
             except LmntError as exc:
-                raise ConnectionClosedError(f"the connection was lost between turns and reopening it failed: {exc}") from exc
+                raise ConnectionClosedError(
+                    f"the connection was lost between turns and reopening it failed: {exc}"
+                ) from exc
             self._finalizer.detach()
             self._thread.join(self.close_timeout)  # it has ended: its thread returns at once
             self._backlog.append(ended)  # its inbox may still hold audio not iterated yet
@@ -479,7 +482,7 @@ class StreamingConnection:
         """True once the receiver thread has ended."""
         return not self._thread.is_alive()
 
-    def __enter__(self) -> "StreamingConnection":
+    def __enter__(self) -> StreamingConnection:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -512,7 +515,7 @@ def _close(state: SessionState, thread: threading.Thread, deadline: Deadline) ->
         state.closing = True
         state.inbox.abandon_locked()
         state.changed.notify_all()
-    if not state.ended and thread is not threading.current_thread():
+    if not state.ended and thread is not threading.current_thread():  # noqa: SIM102 - the comment is the inner if's
         # A send blocked on a peer that does not read holds the line: then no
         # close frame, the shutdown below ends that send too.
         if state.send_lock.acquire(timeout=_lock_timeout(deadline.remaining())):

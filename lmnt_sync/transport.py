@@ -24,7 +24,7 @@ import ssl
 import struct
 import weakref
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import websocket
 
@@ -73,10 +73,13 @@ class Transport:
 
     def __init__(self, ws: websocket.WebSocket) -> None:
         self._ws = ws
-        self._sock: socket.socket = ws.sock
+        sock = ws.sock
+        if sock is None:  # websocket-client sets it on connect; a Transport is made from a connected one
+            raise APIConnectionError("the websocket is not connected")
+        self._sock: socket.socket = sock
         self._pid = os.getpid()
         self._shut = False
-        self._fragments: Optional[tuple] = None  # (opcode, parts) of a message still arriving
+        self._fragments: Optional[Tuple[int, List[bytes]]] = None  # (opcode, parts) of a message still arriving
         self._selector = _Selector()
         self._selector.register(self._sock, selectors.EVENT_READ)
         _live.add(self)
@@ -89,7 +92,7 @@ class Transport:
         timeout: Optional[float],
         io_timeout: Optional[float],
         ssl_options: Optional[Dict[str, Any]] = None,
-    ) -> "Transport":
+    ) -> Transport:
         """Open the connection; blocks for at most ``timeout`` seconds.
 
         Args:
@@ -223,7 +226,7 @@ class Transport:
                         self._fragments = None
                         return self._message(first, b"".join(parts))
                 elif opcode == websocket.ABNF.OPCODE_PING:
-                    self._reply(lambda: self._ws.pong(frame.data))
+                    self._reply(lambda: self._ws.pong(frame.data))  # noqa: B023 - _reply calls it at once
                     return Frame("ping", frame.data)
                 elif opcode == websocket.ABNF.OPCODE_PONG:
                     return Frame("pong", frame.data)
@@ -303,7 +306,7 @@ class Transport:
 
 
 # Every open transport, so a forked child can forget them (see _after_fork_in_child).
-_live: "weakref.WeakSet[Transport]" = weakref.WeakSet()
+_live: weakref.WeakSet[Transport] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:

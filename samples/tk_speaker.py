@@ -1,6 +1,6 @@
 """A Tk window with Speak and Stop: Stop interrupts mid-sentence (barge-in).
 
-Word captions reach the window through lmnt_sync.callbacks.tk_executor, so the
+Word captions reach the window through lmnt_sync.playback.callbacks.tk_executor, so the
 player's thread never touches Tk. --demo clicks Speak, then Stop once the
 third word is heard (so there is always speech to stop), then quits.
 Needs the [play] extra and a display.
@@ -12,7 +12,7 @@ import sys
 import tkinter as tk
 
 from lmnt_sync import Player, Speech
-from lmnt_sync.callbacks import tk_executor
+from lmnt_sync.playback.callbacks import tk_executor
 
 TEXT = "This is a long sentence that you can stop at any moment by pressing the Stop button."
 

@@ -84,7 +84,8 @@ def no_leaks_after_suite():
     before = socket_inodes()
     yield
     assert wait_until(lambda: not our_threads()), f"threads left: {our_threads()}"
-    assert wait_until(lambda: socket_inodes() <= before), f"sockets left: {[describe_socket(s) for s in socket_inodes() - before]}"
+    if not wait_until(lambda: socket_inodes() <= before):
+        pytest.fail(f"sockets left: {[describe_socket(s) for s in socket_inodes() - before]}")
 
 
 @pytest.fixture(autouse=True)

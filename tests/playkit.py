@@ -75,7 +75,7 @@ class PulseSink:
         return result.stdout if result.returncode == 0 else ""
 
     def _spawn(self, argv, env) -> None:
-        log = open(self.folder / f"{Path(argv[0]).name}.log", "wb")
+        log = open(self.folder / f"{Path(argv[0]).name}.log", "wb")  # noqa: SIM115 - closed below, once the child has its copy
         self._procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL))
         log.close()
@@ -156,6 +156,6 @@ def audio_out(pulse_sink, tmp_path, monkeypatch):
 
 
 def noise(stderr: str) -> list:
-    """The lines of ``stderr`` other than ALSA's reports of an underrun: on a busy machine the
-    device can run dry during playback, and ALSA says so; that is an event, not start-up noise."""
-    return [line for line in stderr.splitlines() if not line.endswith("(snd_pcm_recover) underrun occurred")]
+    """The lines of ``stderr``: a player prints none, not even ALSA's report of an underrun (on a
+    busy machine the device can run dry; the player logs that at DEBUG instead)."""
+    return stderr.splitlines()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 import soxr

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from lmnt_sync import ConfigurationError
-from lmnt_sync.browser_player import BrowserPlayer
+from lmnt_sync.playback.browser_player import BrowserPlayer
 
 ROOT = Path(__file__).resolve().parent.parent
 BROWSER = ROOT / "tests" / "browser"
@@ -34,7 +34,7 @@ TEXT3 = ("A third sentence, stopped from the kernel with player.stop() while the
 CELLS = [
     f"""import json, os
 from lmnt_sync import Speech
-from lmnt_sync.browser_player import speak_in_browser
+from lmnt_sync.playback.browser_player import speak_in_browser
 from lmnt_sync.notebook import play_in_browser
 speech = Speech(api_key=os.environ["LMNT_API_KEY"], base_url=os.environ["LMNT_BASE_URL"])
 player = play_in_browser(speech, {TEXT1!r}, "synth", window={WINDOW})
@@ -90,7 +90,7 @@ def lab(server, tmp_path):
                # prefix, which Jupyter does not search from inside the venv.
                JUPYTER_PATH=os.pathsep.join(filter(None, [os.environ.get("JUPYTER_PATH"),
                                                           os.path.join(sys.base_prefix, "share", "jupyter")])))
-    log = open(tmp_path / "jupyter.log", "wb")
+    log = open(tmp_path / "jupyter.log", "wb")  # noqa: SIM115 - jupyter's output until it is stopped
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
          "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",

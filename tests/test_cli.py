@@ -2,7 +2,6 @@
 import json
 import os
 import pty
-import select
 import subprocess
 import sys
 import wave
@@ -193,14 +192,20 @@ def test_non_utf8_stdin_names_the_line_and_the_way_through(env, tmp_path):
     done = subprocess.run(MODULE + ["speak", "--voice", "synth", "--encoding", "latin-1", "-o", str(out)],
                           input=text, env=env, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert wave.open(str(out)).getnframes() > 24000
+    assert wav_frames(out) > 24000
     out.unlink()
     argument = [arg.encode() for arg in MODULE + ["speak", "--voice", "synth", "-o", str(out)]] + [text]
     done = subprocess.run(argument, env=dict(env, LC_ALL="C.UTF-8"), capture_output=True, timeout=60)
     assert done.returncode == 1 and "the text argument line 2 is not valid utf-8" in done.stderr.decode()
     done = subprocess.run(argument + [b"--encoding", b"latin-1"], env=env, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert wave.open(str(out)).getnframes() > 24000
+    assert wav_frames(out) > 24000
+
+
+def wav_frames(path):
+    """The number of frames in a WAV file."""
+    with wave.open(str(path)) as wav:
+        return wav.getnframes()
 
 
 def synthetic_seconds(text):
@@ -234,7 +239,7 @@ def test_text_file_of_any_length(env, tmp_path):
     out = tmp_path / "out.wav"
     done = run(["speak", "--file", str(source), "--voice", "synth", "-o", str(out)], env)
     assert done.returncode == 0, done.stderr
-    assert wave.open(str(out)).getnframes() / 24000 > 0.98 * synthetic_seconds(source.read_text())
+    assert wav_frames(out) / 24000 > 0.98 * synthetic_seconds(source.read_text())
 
 
 @pytest.mark.parametrize("args", [["voices"], ["speak", "Hello.", "--voice", "synth", "-o", "-"]])
@@ -333,7 +338,7 @@ def test_progress_is_drawn_on_a_terminal_only(env, tmp_path):
         for number in range(1, 1001):
             proc.stdin.write(f"Line number {number}.\n")
             proc.stdin.flush()
-            assert wait_until(lambda: written(out) > size, timeout=60), f"no audio for line {number}"
+            assert wait_until(lambda: written(out) > size, timeout=60), f"no audio for line {number}"  # noqa: B023
             size = written(out)
             read_terminal()
             if b"line(s)" in seen:

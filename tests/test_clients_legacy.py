@@ -36,7 +36,7 @@ def test_legacy_sdk_creates_uses_and_deletes_a_voice(srv, tmp_path, venv, versio
     assert report["mine"] == [created["id"]]
     rate, seconds, _ = decode(audio_of(report), "wav", 24000)
     assert rate == 24000 and seconds > 1
-    assert [d["text"] for d in report["durations"]] == "The legacy voice speaks.".split()
+    assert [d["text"] for d in report["durations"]] == ["The", "legacy", "voice", "speaks."]
     assert report["deleted"] == {"success": True} and report["after"] == []
     if version == "1.2.0":  # convert arrived in 1.2.0: the server's 501 in the legacy shape
         assert report["convert"] == {"status": 501, "message": f"[Speech.convert]: {CONVERT_UNSUPPORTED}"}

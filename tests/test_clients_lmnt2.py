@@ -8,9 +8,9 @@ and the speech is the real default engine's, checked by a recognizer.
 import asyncio
 
 import pytest
-
 from lmnt import AsyncLmnt, Lmnt
 from lmnt.types import SpeechSessionAudio
+
 from server_kit import decode, synthetic_seconds
 from speech_check import transcribe, word_error_rate
 

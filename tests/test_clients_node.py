@@ -36,7 +36,7 @@ def test_session_streams_audio_timestamps_and_acks(report):
     assert events[0]["type"] == "ready" and events[0]["request_id"].startswith("req_")
     assert not [e for e in events if e["type"] == "error"]
     words = [t["text"] for e in events if e["type"] == "timestamps" for t in e["timestamps"]]
-    assert words == "Hello from lmnt node. This part is flushed Goodbye.".split()
+    assert words == ["Hello", "from", "lmnt", "node.", "This", "part", "is", "flushed", "Goodbye."]
     acks = [(e["type"], e["nonce"]) for e in events if e["type"].endswith("_complete")]
     assert acks == [("flush_complete", session["flush"]), ("reset_complete", session["reset"])]
     rate, seconds, _ = decode(audio_of(session), "mp3", 24000)
@@ -49,7 +49,7 @@ def test_rest_generate_detailed_voices_and_account(report):
     rate, seconds, _ = decode(audio_of(rest, "wav"), "wav", 24000)
     assert rate == 24000 and seconds > 0.5
     detailed = rest["detailed"]
-    assert [t["text"] for t in detailed["timestamps"]] == "Details from node.".split()
+    assert [t["text"] for t in detailed["timestamps"]] == ["Details", "from", "node."]
     assert decode(base64.b64decode(detailed["audio"]), "mp3", 24000)[1] > 0.5
     assert rest["voice"]["name"] == "Node voice" and rest["voice"]["tags"] == ["node"]
     assert rest["deleted"] == {"success": True}

@@ -1,4 +1,4 @@
-"""Tests for lmnt_sync.server.codecs: every format x sample rate, round trip.
+"""Tests for lmnt_sync.codecs: every format x sample rate, round trip.
 
 Each row encodes a 440 Hz sine (given in uneven chunks, some of odd byte
 length, with ``drain()`` in the middle), decodes the concatenated bytes with
@@ -20,8 +20,8 @@ import av
 import numpy as np
 import pytest
 
-from lmnt_sync.server import codecs
-from lmnt_sync.server.codecs import (
+from lmnt_sync import codecs
+from lmnt_sync.codecs import (
     REST_FORMATS,
     SAMPLE_RATES,
     STREAMING_FORMATS,

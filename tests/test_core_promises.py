@@ -27,7 +27,7 @@ from lmnt_sync.errors import (
     SessionError,
 )
 from lmnt_sync.errors import TimeoutError as LmntTimeoutError
-from sessionkit import audio, words
+from sessionkit import words
 
 MARGIN = 1.5  # seconds a call may overrun its budget: thread wake-ups on a loaded machine
 CHUNK = "All work and no play makes a dull voice. " * 1500  # ~60 KB, under the server's 64 KiB per message
@@ -125,7 +125,8 @@ def test_a_peer_that_stops_reading_cannot_hold_close_or_flush_past_their_budget(
 
 
 def test_a_send_that_times_out_ends_the_session(nothing_left, via_proxy, proxy):
-    """Half a frame may be on the wire after a send timeout: the session ends with a typed error, nothing later is sent."""
+    """Half a frame may be on the wire after a send timeout: the session ends with a typed error,
+    nothing later is sent."""
     conn = via_proxy.synthesize_streaming("lily", format="pcm_s16le", io_timeout=0.5, ping_interval=None)
     conn.wait_ready(10)
     proxy.stall()
@@ -141,7 +142,8 @@ def test_a_send_that_times_out_ends_the_session(nothing_left, via_proxy, proxy):
 
 
 def test_flush_wait_that_cannot_fit_the_inbox_says_so_at_once(nothing_left, speech):
-    """A turn longer than max_queue with nobody iterating: flush(wait) names max_queue instead of timing out; nothing is lost."""
+    """A turn longer than max_queue with nobody iterating: flush(wait) names max_queue instead of
+    timing out; nothing is lost."""
     text = "Every word of this long turn arrives in order. " * 20
     conn = speech.synthesize_streaming("lily", format="pcm_s16le", return_extras=True, max_queue=4)
     conn.append_text(text)
@@ -182,7 +184,7 @@ def test_polling_on_a_slow_link_never_blocks(nothing_left, via_proxy, proxy):
                 pass
             except ConnectionClosedOK:
                 assert worst <= 0.2 + MARGIN, worst
-                assert words(got) == "A slow link brings this sentence in small pieces.".split()
+                assert words(got) == ["A", "slow", "link", "brings", "this", "sentence", "in", "small", "pieces."]
                 conn.close()
                 return
             worst = max(worst, time.monotonic() - started)
@@ -216,7 +218,7 @@ def test_a_forked_child_that_exits_leaves_the_parents_session_and_spare(server, 
     result = subprocess.run([sys.executable, "-c", FORK_SCRIPT, proxy.url, server.api_key],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == "The parent still speaks. So does its spare.".split()
+    assert result.stdout.split() == ["The", "parent", "still", "speaks.", "So", "does", "its", "spare."]
     assert proxy.accepted == 2  # the second session used the spare: no third connection
 
 
@@ -250,7 +252,8 @@ def test_two_threads_noticing_one_loss_between_turns_both_go_on(nothing_left, vi
         conn.append_text(text)
         return conn.flush(wait=False)
 
-    threads = [in_thread(lambda: speak("One. ")), in_thread(lambda: speak("Two. "))]  # spaces: either order reads as two words
+    # Spaces: either order reads as two words.
+    threads = [in_thread(lambda: speak("One. ")), in_thread(lambda: speak("Two. "))]
     for thread, _ in threads:
         thread.join(30)
     assert [outcome[0] for _, outcome in threads] == ["ok", "ok"], threads
@@ -356,7 +359,8 @@ def test_a_key_with_a_newline_never_shows(nothing_left, server, caplog):
 
 
 def test_a_close_frame_read_late_is_still_reported_as_the_close(nothing_left, via_proxy, proxy):
-    """The server's close frame waits behind a full inbox while the server hangs up: the close, not 'Broken pipe', is reported."""
+    """The server's close frame waits behind a full inbox while the server hangs up: the close,
+    not 'Broken pipe', is reported."""
     import struct
 
     from faultproxy import server_frame

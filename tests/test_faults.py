@@ -1,7 +1,7 @@
 """The client under real faults: a proxy in front of the real server stalls, cuts and injects frames."""
 import gc
-import re
 import os
+import re
 import signal
 import threading
 import time

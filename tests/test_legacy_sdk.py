@@ -39,7 +39,8 @@ def test_streaming_with_extras_gives_audio_and_durations(legacy_results):
     assert messages and all(isinstance(m["durations"], list) for m in messages)
     assert sum(m["audio"] for m in messages) > 0
     words = [d["text"] for m in messages for d in m["durations"]]
-    assert words == "Hello there, this is the legacy SDK speaking. And a final sentence.".split()
+    assert words == ["Hello", "there,", "this", "is", "the", "legacy", "SDK", "speaking.",
+                     "And", "a", "final", "sentence."]
     assert messages[-1]["buffer_empty"] is True
 
 
@@ -52,7 +53,7 @@ def test_synthesize_returns_audio_durations_and_seed(legacy_results):
     """synthesize (form post) returns WAV audio, word durations and an integer seed."""
     synth = legacy_results["synthesize"]
     assert synth["riff"] == "RIFF" and synth["audio"] > 44 and isinstance(synth["seed"], int)
-    assert [d["text"] for d in synth["durations"]] == "Hello from the legacy synthesize call.".split()
+    assert [d["text"] for d in synth["durations"]] == ["Hello", "from", "the", "legacy", "synthesize", "call."]
 
 
 def test_list_voices(legacy_results):

@@ -2,9 +2,8 @@
 import asyncio
 import io
 
-import pytest
-
 import lmnt  # noqa: E402 - lmnt 2.x is a [test] dependency; never skipped
+import pytest
 
 assert int(lmnt.__version__.split(".")[0]) >= 2, f"needs the official SDK 2.x, found {lmnt.__version__}"
 
@@ -68,7 +67,7 @@ def test_session_text_flush_reset_finish(srv):
     kinds = [m.type for m in messages]
     assert kinds[0] == "ready" and kinds.count("error") == 0
     words = [t.text for m in messages if m.type == "timestamps" for t in m.timestamps]
-    assert words == "Hello from the official SDK. This part is flushed Goodbye.".split()
+    assert words == ["Hello", "from", "the", "official", "SDK.", "This", "part", "is", "flushed", "Goodbye."]
     acks = [(m.type, m.nonce) for m in messages if m.type.endswith("_complete")]
     assert acks == [("flush_complete", flush), ("reset_complete", reset)]
     audio = b"".join(m.audio for m in messages if isinstance(m, SpeechSessionAudio))

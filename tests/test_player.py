@@ -7,8 +7,8 @@ import pytest
 
 from conftest import our_threads, socket_inodes, wait_until
 from lmnt_sync import MissingDependencyError, PlaybackError
-from lmnt_sync.callbacks import MainThreadExecutor
-from lmnt_sync.player import Player
+from lmnt_sync.playback.callbacks import MainThreadExecutor
+from lmnt_sync.playback.player import Player
 from playkit import RATE, assert_played_exactly, noise
 
 BYTES_PER_SECOND = 2 * RATE
@@ -91,7 +91,7 @@ def test_words_of_each_flush_follow_the_previous_flush(speech, audio_out):
     assert [w["text"] for _, w in heard] == ["One", "two", "three.", "Four", "five."]
     assert heard[3][1]["start"] < heard[2][1]["start"]  # the timings restarted at the flush
     # The synthetic engine's first turn: a burst of 60 ms + 40 ms per character and a 50 ms gap per word.
-    turn_one = sum(int((0.060 + 0.040 * len(word)) * RATE) + int(0.050 * RATE) for word in "One two three.".split())
+    turn_one = sum(int((0.060 + 0.040 * len(word)) * RATE) + int(0.050 * RATE) for word in ["One", "two", "three."])
     for index, (reached, word) in enumerate(heard):
         # Silence the player inserts between the turns only moves the second turn later.
         offset = 2 * turn_one if index >= 3 else 0
@@ -314,3 +314,53 @@ def test_a_player_outside_the_cli_prints_nothing(audio_out):
     assert done.returncode == 0 and done.stdout == "played\n", done.stderr
     assert noise(done.stderr) == []
     assert len(audio_out.played().strip(b"\x00")) > 12000
+
+
+STARVE_THE_OUTPUT_THREAD = """
+import logging, sys, threading, time
+from lmnt_sync import Player
+logging.basicConfig(stream=sys.stdout, level=logging.DEBUG, format="%(name)s: %(message)s")
+heard = threading.Event()
+word = {"text": "now", "start": 0.1, "duration": 0.1}
+with Player(24000, on_word=lambda w: heard.set()) as player:
+    player.play([{"type": "audio", "audio": bytes(24000 * 2 * 3), "durations": [word]}])
+    assert heard.wait(30), "the first word was never heard"
+    # A fault, not a wait: this thread keeps the GIL for 1.5 s (far longer than the device's
+    # buffer), so the output thread cannot write and the device runs dry: an ALSA underrun.
+    sys.setswitchinterval(1.5)
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        pass
+    sys.setswitchinterval(0.005)
+    player.wait()
+print("played")
+"""
+
+
+def test_an_underrun_while_playing_is_logged_not_printed(audio_out):
+    """ALSA reports an underrun during playback through the log (DEBUG, lmnt_sync.playback), not
+    as an 'ALSA lib ... underrun occurred' line on the program's stderr."""
+    import os
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", STARVE_THE_OUTPUT_THREAD], env=dict(os.environ, **audio_out.env),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.endswith("played\n"), done.stdout + done.stderr
+    assert "underrun occurred" not in done.stderr and noise(done.stderr) == [], done.stderr
+    logged = [line for line in done.stdout.splitlines() if line.startswith("lmnt_sync.playback: ALSA ")]
+    assert any(line.endswith("(snd_pcm_recover) underrun occurred") for line in logged), done.stdout
+
+
+def test_an_alsa_message_is_filled_in_only_when_its_first_argument_is_a_string():
+    """The handler reads ALSA's first variable argument as a string only where the format says so."""
+    import ctypes
+
+    from lmnt_sync.playback.alsa_errors import _message
+
+    word = ctypes.create_string_buffer(b"underrun")
+    address = ctypes.addressof(word)
+    cases = {b"%s occurred": b"underrun occurred", b"100%% %s": b"100%% underrun", b"%-9s!": b"underrun!",
+             b"card %d: %s": b"card %d: %s", b"%*s %s": b"%*s %s", b"%.*s": b"%.*s", b"plain": b"plain", b"%": b"%"}
+    for fmt, expected in cases.items():
+        assert _message(fmt, address) == expected, fmt
+    assert _message(b"%s occurred", None) == b"%s occurred"

@@ -5,13 +5,12 @@ can count the TCP connections the client opens and drop the spare as an
 idle-timeout would.
 """
 
-from faultproxy import server_frame
 from conftest import our_threads, socket_inodes, wait_until
-from sessionkit import audio, words
-
+from faultproxy import server_frame
 from lmnt_sync import Speech
 from lmnt_sync.spare import SpareConnection
 from lmnt_sync.transport import Transport, websocket_url
+from sessionkit import audio, words
 
 
 def speak(speech, text="Spare connections save round trips."):
@@ -35,7 +34,7 @@ def test_the_next_session_uses_the_spare_and_it_is_refilled(server, proxy):
             spare = speech._spare._spare.transport
             _, used = speak(speech)
             assert used is spare  # no connect of its own
-            assert wait_until(lambda: proxy.accepted == turn + 1)  # the refill
+            assert wait_until(lambda: proxy.accepted == turn + 1)  # noqa: B023 - the refill
     assert not our_threads("lmnt-sync-preconnect")
 
 
@@ -94,7 +93,7 @@ def test_an_unclosed_speech_with_preconnect_is_collected(server):
 
     sockets_before = socket_inodes()
     speech = Speech(api_key=server.api_key, base_url=server.url, preconnect=True)
-    assert wait_until(lambda: speech._spare._spare is not None)
+    assert wait_until(lambda: speech._spare._spare is not None)  # noqa: F821 - called before the del
     del speech
     gc.collect()
     assert wait_until(lambda: not our_threads("lmnt-sync-preconnect"))

@@ -18,7 +18,8 @@ def test_current_init_matches_the_official_sdk_field_order():
     proto = p.ClientProtocol(p.CURRENT, return_extras=True)
     frame = proto.init_message("k", "lily", {"format": "mp3", "sample_rate": 16000, "language": None})
     assert frame == json.dumps(
-        {"X-API-Key": "k", "lmnt-version": "1.2", "voice": "lily", "format": "mp3", "return_timestamps": True, "sample_rate": 16000}
+        {"X-API-Key": "k", "lmnt-version": "1.2", "voice": "lily", "format": "mp3", "return_timestamps": True,
+         "sample_rate": 16000}
     )
 
 

@@ -54,7 +54,8 @@ def test_well_formed_current_streams_never_violate(steps):
     sequence = [("text", '{"type": "ready", "request_id": "r"}')]
     for kind, n in steps:
         if kind == "ts":
-            sequence.append(("text", json.dumps({"type": "timestamps", "timestamps": [{"text": "w", "start": n, "duration": 0.1}]})))
+            stamps = [{"text": "w", "start": n, "duration": 0.1}]
+            sequence.append(("text", json.dumps({"type": "timestamps", "timestamps": stamps})))
         elif kind == "audio":
             sequence.append(("binary", bytes(n)))
         else:

@@ -59,7 +59,8 @@ def test_readme_commands_work_as_written_in_a_fresh_clone(tmp_path):
     with av.open(str(clone / "output.mp3")) as container:
         seconds = sum(frame.samples / frame.sample_rate for frame in container.decode(audio=0))
     assert seconds > 1.0
-    where = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-c", "import lmnt_sync; print(lmnt_sync.__file__)"],
+    python = str(clone / ".venv" / "bin" / "python")
+    where = subprocess.run([python, "-c", "import lmnt_sync; print(lmnt_sync.__file__)"],
                            cwd="/", env=env, capture_output=True, text=True, timeout=60)
     assert where.stdout.strip() == str(clone / "lmnt_sync" / "__init__.py")
 

@@ -11,10 +11,9 @@ import pytest
 
 from conftest import wait_until
 from faultproxy import FaultProxy, server_frame
-from sessionkit import audio, drain, words
-
 from lmnt_sync import Speech
 from lmnt_sync.errors import ConfigurationError, ConnectionClosedError
+from sessionkit import audio, drain, words
 
 TURNS = ["Hello there, this is the first turn.", "And here comes the second one.", "A third turn to close."]
 
@@ -48,7 +47,7 @@ def test_a_session_lost_between_turns_resumes_with_nothing_lost(via_proxy, proxy
         assert conn.flush(wait=True, timeout=10) == number
         if number < len(TURNS):
             proxy.cut() if fault == "cut" else proxy.inject(close_frame(1000))
-            assert wait_until(lambda: conn.reconnects == number)  # the reader noticed and reopened
+            assert wait_until(lambda: conn.reconnects == number)  # noqa: B023 - the reader noticed and reopened
     conn.finish()
     reader.join(10)
     assert not reader.is_alive()

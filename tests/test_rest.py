@@ -16,6 +16,7 @@ from lmnt_sync.errors import (
     ConfigurationError,
     InternalServerError,
     NotFoundError,
+    ProtocolError,
 )
 
 
@@ -185,3 +186,41 @@ def test_unreachable_rest_server_is_a_connection_error():
     with Speech(api_key="k", base_url="http://127.0.0.1:9", max_retries=0) as speech:
         with pytest.raises(APIConnectionError):
             speech.account_info()
+
+
+class WrongBodyHandler(http.server.BaseHTTPRequestHandler):
+    """Answers 200 with the body its path names: not JSON, or JSON of the wrong shape."""
+
+    BODIES = {"/v1/account": b"<html>a proxy's page</html>", "/v1/ai/voice/list": b'{"voices": []}',
+              "/v1/ai/voice/lily": b"[1, 2]"}
+
+    def do_GET(self):
+        body = self.BODIES[self.path.split("?")[0]]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_body_of_the_wrong_shape_is_a_protocol_error():
+    """200 with a body that is not what the call returns: ProtocolError naming the request, not a crash later."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WrongBodyHandler)
+    thread = threading.Thread(target=httpd.serve_forever, name="test-wrong-body")
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        with Speech(api_key="k", base_url=url, max_retries=0) as speech:
+            with pytest.raises(ProtocolError, match=r"GET /v1/account answered 200 with a body that is not JSON"):
+                speech.account_info()
+            with pytest.raises(ProtocolError, match=r"voice/list answered a JSON dict .* not a list of voice"):
+                speech.list_voices()
+            with pytest.raises(ProtocolError, match=r"GET /v1/ai/voice/lily answered a JSON list .* not a JSON object"):
+                speech.voice_info("lily")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

@@ -3,8 +3,8 @@ import time
 
 import pytest
 
+from lmnt_sync.codecs import SAMPLE_RATES, STREAMING_FORMATS
 from lmnt_sync.server import LocalServer
-from lmnt_sync.server.codecs import SAMPLE_RATES, STREAMING_FORMATS
 from server_kit import close, connect, current_init, decode, onsets, read, send, synthetic_seconds
 
 TEXT = "Formats are checked here, one by one. Every pair must decode."

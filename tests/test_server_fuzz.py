@@ -42,7 +42,14 @@ from lmnt_sync import protocol as client
 from lmnt_sync.server import LocalServer
 from lmnt_sync.server.apierror import STATUS_BY_SLUG, ApiError
 from lmnt_sync.server.wire import (
-    Finish, Flush, Generation, Reset, decode_json, detect_generation, parse_command, parse_init,
+    Finish,
+    Flush,
+    Generation,
+    Reset,
+    decode_json,
+    detect_generation,
+    parse_command,
+    parse_init,
 )
 from server_kit import Neighbour, close, decoded_or_api_error, run_session
 from test_wire_compat import frames_of, run_official_current, run_official_legacy, run_ours_current, run_ours_legacy

@@ -132,7 +132,8 @@ def store_server(tmp_path_factory, no_leaks_after_suite):
 
 
 @pytest.mark.parametrize("parts, bound", [
-    pytest.param([("file", (f"{i}.wav", b"RIFF", "audio/wav")) for i in range(5000)], "32 audio files", id="5000-files"),
+    pytest.param([("file", (f"{i}.wav", b"RIFF", "audio/wav")) for i in range(5000)], "32 audio files",
+                 id="5000-files"),
     pytest.param([("tags[]", (None, "t" * 1000)) for i in range(5000)], "64 KiB", id="5000-tags"),
     pytest.param([("x", (None, "")) for i in range(5000)], "128 parts", id="5000-empty-fields"),
     pytest.param([("file", ("big.wav", bytes(100_001), "audio/wav"))], "100000 bytes", id="file-too-big"),

@@ -6,8 +6,8 @@ words sound).
 """
 import pytest
 
+from lmnt_sync.codecs import Encoder
 from lmnt_sync.server import LocalServer
-from lmnt_sync.server.codecs import Encoder
 from lmnt_sync.server.engines.synthetic import SyntheticEngine
 from lmnt_sync.server.synthesis import FIRST_PIECE_SECONDS, ChunkSource
 from server_kit import close, connect, current_init, decode, read, send

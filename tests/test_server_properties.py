@@ -33,11 +33,21 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lmnt_sync import protocol as client
+from lmnt_sync.codecs import STREAMING_FORMATS, Encoder
 from lmnt_sync.server.apierror import STATUS_BY_SLUG, ApiError, json_object
-from lmnt_sync.server.codecs import STREAMING_FORMATS, Encoder
 from lmnt_sync.server.wire import (
-    Finish, Flush, Generation, Reset, Text, ack_frame, decode_json, error_frame, parse_command,
-    parse_init, ready_frame, timings_frame,
+    Finish,
+    Flush,
+    Generation,
+    Reset,
+    Text,
+    ack_frame,
+    decode_json,
+    error_frame,
+    parse_command,
+    parse_init,
+    ready_frame,
+    timings_frame,
 )
 from server_kit import close, connect, current_init, decode, decoded_or_api_error, legacy_init, read, send
 
@@ -67,7 +77,8 @@ def init_messages(draw):
     generation = draw(st.sampled_from(list(Generation)))
     voice = draw(st.text(min_size=1, max_size=20).filter(str.strip))
     init = {"X-API-Key": draw(st.text(max_size=20)), "voice": voice}
-    fmt = draw(st.none() | st.sampled_from(STREAMING_FORMATS + (("raw", "mulaw") if generation is not Generation.CURRENT else ())))
+    aliases = ("raw", "mulaw") if generation is not Generation.CURRENT else ()
+    fmt = draw(st.none() | st.sampled_from(STREAMING_FORMATS + aliases))
     if fmt is not None:
         init["format"] = fmt
     rate = draw(st.none() | rates)
@@ -201,7 +212,8 @@ def test_server_frames_decode_in_the_client(variant, steps, slug):
     if slug:
         events += proto.receive_text(error_frame(config.generation, ApiError(slug, "boom"), "req_1"))
     assert not [e for e in events if isinstance(e, client.Violation)]
-    assert [e.type for e in events if isinstance(e, client.ServerError)] == ([slug if version else None] if slug else [])
+    expected = [slug if version else None] if slug else []
+    assert [e.type for e in events if isinstance(e, client.ServerError)] == expected
 
 
 # -- over loopback: REST parsing -------------------------------------------
@@ -271,10 +283,8 @@ def test_rest_speech_any_form_body(rest, fields, version, multipart):
     """Any urlencoded or multipart form to /v1/ai/speech: 200 or an LMNT 4xx; never 5xx."""
     server, http, _ = rest
     headers = {"lmnt-version": version} if version else {}
-    if multipart:
-        sent = {"files": {k: (None, v) for k, v in fields.items()} or {"_": (None, "")}}
-    else:
-        sent = {"data": fields}
+    files = {k: (None, v) for k, v in fields.items()} or {"_": (None, "")}
+    sent = {"files": files} if multipart else {"data": fields}
     response = http.post(server.url + "/v1/ai/speech", headers=headers, timeout=30, **sent)
     assert_ok_or_lmnt_4xx(response, version)
 
@@ -292,8 +302,9 @@ form_bytes = st.one_of(
                                  st.binary(max_size=20)), max_size=3),
               st.sampled_from([b"--b--\r\n", b"", b"--b"])),
 )
-form_types = st.sampled_from(["multipart/form-data; boundary=b", "multipart/form-data", "multipart/form-data; boundary=",
-                              "application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=nope"])
+form_types = st.sampled_from(["multipart/form-data; boundary=b", "multipart/form-data",
+                              "multipart/form-data; boundary=", "application/x-www-form-urlencoded",
+                              "application/x-www-form-urlencoded; charset=nope"])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -314,8 +325,9 @@ def test_rest_malformed_form_bodies(rest, route, ctype, body, version):
         assert response.status_code == 200
 
 
-update_fields = st.fixed_dictionaries({}, optional={
-    k: json_values for k in ("name", "description", "gender", "starred", "tags", "unfreeze")})
+update_fields = st.fixed_dictionaries(
+    {}, optional=dict.fromkeys(("name", "description", "gender", "starred", "tags", "unfreeze"), json_values)
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -69,7 +69,7 @@ def test_flush_complete_follows_all_audio_of_its_flush(srv):
     send(ws, {"type": "text", "text": "First part without an end"}, {"type": "flush", "nonce": 1})
     first = read(ws, until="flush_complete")
     assert first.messages("type", "flush_complete") == [{"type": "flush_complete", "nonce": 1}]
-    assert first.words() == "First part without an end".split()
+    assert first.words() == ["First", "part", "without", "an", "end"]
     send(ws, {"type": "flush", "nonce": 2})
     second = read(ws, until="flush_complete")
     assert second.kinds() == ["flush_complete"], "an empty flush is acknowledged at once"
@@ -115,7 +115,7 @@ def test_finish_speaks_the_rest_then_closes_normally(srv):
     """finish: the remaining audio, no flush_complete, then close code 1000."""
     transcript = speak(srv, current_init(srv), {"type": "text", "text": "No sentence end here"},
                        {"type": "finish"})
-    assert transcript.words() == "No sentence end here".split()
+    assert transcript.words() == ["No", "sentence", "end", "here"]
     assert "flush_complete" not in transcript.kinds()
     assert transcript.close_code == 1000 and transcript.audio
 
@@ -147,7 +147,7 @@ def test_legacy_extras_come_before_every_audio_frame(srv):
     kinds = transcript.kinds()
     assert kinds[0::2] == ["buffer_empty,durations"] * (len(kinds) // 2)
     assert kinds[1::2] == ["audio"] * (len(kinds) // 2) and len(kinds) % 2 == 0
-    assert transcript.words("durations") == "Hello legacy world. And more Last words.".split()
+    assert transcript.words("durations") == ["Hello", "legacy", "world.", "And", "more", "Last", "words."]
     assert transcript.messages("buffer_empty")[-1]["buffer_empty"] is True
     assert transcript.close_code == 1000
 

@@ -7,8 +7,18 @@ from lmnt_sync.server.apierror import ApiError, api_version, rest_error_body
 from lmnt_sync.server.engines.base import SpeechChunk, WordTiming
 from lmnt_sync.server.timeline import Timeline
 from lmnt_sync.server.wire import (
-    Finish, Flush, Generation, Reset, Text, ack_frame, detect_generation, error_frame,
-    parse_command, parse_init, redact, timings_frame,
+    Finish,
+    Flush,
+    Generation,
+    Reset,
+    Text,
+    ack_frame,
+    detect_generation,
+    error_frame,
+    parse_command,
+    parse_init,
+    redact,
+    timings_frame,
 )
 
 DETECTION_TABLE = [

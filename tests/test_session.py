@@ -1,9 +1,9 @@
 """StreamingConnection against the real local server over loopback."""
+import io
 import threading
 import time
 
 import av
-import io
 import pytest
 
 from lmnt_sync import Speech
@@ -57,7 +57,8 @@ def test_one_thread_appends_while_another_iterates(speech):
 
 
 def test_two_threads_iterating_one_connection_get_each_message_once(speech):
-    """Two threads iterating the same connection (each may read the socket itself) share the messages: none lost, none twice."""
+    """Two threads iterating the same connection (each may read the socket itself) share the messages:
+    none lost, none twice."""
     text = " ".join(f"word{i}" for i in range(300))
     conn = speech.synthesize_streaming("lily", format="pcm_s16le", return_extras=True)
     received = {"a": [], "b": []}
@@ -85,7 +86,7 @@ def test_flush_wait_is_an_exact_barrier(speech):
         conn.append_text("Hello there, no sentence end here")
         nonce = conn.flush(wait=True, timeout=10)
         assert nonce == 1
-        assert words(drain(conn)) == "Hello there, no sentence end here".split()
+        assert words(drain(conn)) == ["Hello", "there,", "no", "sentence", "end", "here"]
         conn.append_text("Second turn")
         assert conn.flush(wait=True, timeout=10) == 2
         assert words(drain(conn)) == ["Second", "turn"]
@@ -263,7 +264,8 @@ def test_local_false_without_a_base_url_says_what_happened(monkeypatch):
         Speech(api_key="k", local=False)
 
 
-@pytest.mark.parametrize("key, fine", [("abc123\n", True), ("  abc123 ", True), ("abc\n123", False), ("abc\x00", False), ("ab\u00e9c", False)])
+@pytest.mark.parametrize("key, fine", [("abc123\n", True), ("  abc123 ", True), ("abc\n123", False),
+                                       ("abc\x00", False), ("ab\u00e9c", False)])
 def test_keys_are_checked_before_any_header_or_log(server, key, fine):
     """A trailing newline is dropped; a control or non-ASCII character inside is refused without showing the key."""
     if fine:
@@ -312,7 +314,8 @@ def test_a_closed_speech_says_so_instead_of_connection_refused(server):
 
 def test_legacy_options_on_the_current_wire_name_the_fix(speech):
     """speed on the current wire: the message names the option and how to use it."""
-    with pytest.raises(ConfigurationError, match="speed is an option of the legacy protocol only: pass protocol='legacy'"):
+    expected = "speed is an option of the legacy protocol only: pass protocol='legacy'"
+    with pytest.raises(ConfigurationError, match=expected):
         speech.synthesize_streaming("lily", speed=1.2)
 
 

@@ -15,8 +15,8 @@ delay, Opus's pre-skip and drain padding are all in play.
 """
 import pytest
 
+from lmnt_sync.codecs import SAMPLE_RATES, STREAMING_FORMATS
 from lmnt_sync.server import LocalServer
-from lmnt_sync.server.codecs import SAMPLE_RATES, STREAMING_FORMATS
 from server_kit import close, connect, current_init, decode, legacy_init, onsets, read, send
 
 TURNS = ["Alignment checks every word here. Then a second sentence follows on", "Last turn now."]

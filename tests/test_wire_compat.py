@@ -44,7 +44,8 @@ def run_official_current(server):
 
 def run_ours_current(server):
     with Speech(api_key=server.api_key, base_url=server.url) as speech:
-        conn = speech.synthesize_streaming("lily", format="pcm_s16le", sample_rate=16000, language="en", return_extras=True)
+        conn = speech.synthesize_streaming("lily", format="pcm_s16le", sample_rate=16000, language="en",
+                                           return_extras=True)
         conn.append_text("Hello ")
         conn.append_text("world.")
         conn.flush()

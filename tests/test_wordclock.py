@@ -1,8 +1,8 @@
 """The player's pure parts: jitter buffer positions, word placement, device clock (no device)."""
 import pytest
 
-from lmnt_sync.playbuffer import JitterBuffer
-from lmnt_sync.wordclock import PlayClock, WordSchedule
+from lmnt_sync.playback.playbuffer import JitterBuffer
+from lmnt_sync.playback.wordclock import PlayClock, WordSchedule
 
 RATE = 100  # frames per second: 0.01 s per frame keeps the numbers readable
 

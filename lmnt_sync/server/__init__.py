@@ -20,9 +20,14 @@ raise :class:`lmnt_sync.MissingDependencyError` naming it, instead of a bare
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError
+
+if TYPE_CHECKING:  # what __getattr__ hands out, for type checkers (at run time, imported on first use)
+    from .cli import main
+    from .local import LocalServer
+    from .state import DEFAULT_MAX_SESSIONS, Limits
 
 __all__ = ["LocalServer", "Limits", "DEFAULT_MAX_SESSIONS", "main"]
 

@@ -27,8 +27,8 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from . import rest
 from .. import spec
+from . import rest
 from .apierror import ApiError, api_version, new_request_id, rest_error_body
 from .state import API_VERSION, REQUEST_ID, STREAMING, ServerState
 from .stream import handle_websocket

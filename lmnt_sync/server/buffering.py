@@ -56,8 +56,10 @@ _WORD = re.compile(r"\S+(?=\s)")  # a complete word
 # Words a phrase starts with, before which speech pauses anyway (a boundary
 # the voice marks without punctuation): conjunctions and relative words.
 _PHRASE_STARTS = frozenset(
-    "and but or so because when while which who whose where if unless until before after "
-    "although though whereas except since".split()
+    [
+        "and", "but", "or", "so", "because", "when", "while", "which", "who", "whose", "where", "if",
+        "unless", "until", "before", "after", "although", "though", "whereas", "except", "since",
+    ]
 )
 
 
@@ -131,10 +133,10 @@ class TextBuffer:
             segments.extend(self._release(cut - done))
             done = cut
         while True:
-            cut = self._run_on_cut(self._rules.max_words, prefer_clause=True)
-            if cut is None:
+            run_cut = self._run_on_cut(self._rules.max_words, prefer_clause=True)
+            if run_cut is None:
                 return segments
-            segments.extend(self._release(cut))
+            segments.extend(self._release(run_cut))
 
     def flush(self) -> List[str]:
         """Release everything buffered as one segment and start a new turn."""

@@ -49,10 +49,10 @@ class Keepalive:
         self._loop = asyncio.get_running_loop()
         self._alive_at = self._loop.time()
         self._buffered = 0
-        self._task: Optional["asyncio.Task[None]"] = None
-        self._pings: Set["asyncio.Task[None]"] = set()
+        self._task: Optional[asyncio.Task[None]] = None
+        self._pings: Set[asyncio.Task[None]] = set()
 
-    def start(self) -> "Keepalive":
+    def start(self) -> Keepalive:
         """Start watching (no-op without an interval or a transport)."""
         if self._interval and self._transport is not None:
             self._task = asyncio.ensure_future(self._watch())
@@ -108,7 +108,7 @@ class Keepalive:
         self._pings.add(task)
         task.add_done_callback(self._ping_done)
 
-    def _ping_done(self, task: "asyncio.Task[None]") -> None:
+    def _ping_done(self, task: asyncio.Task[None]) -> None:
         self._pings.discard(task)
         if not task.cancelled():
             task.exception()  # a ping to a vanished peer fails; nothing to do
@@ -128,7 +128,8 @@ def _kernel_queue(transport: asyncio.Transport) -> int:
     if _OUTQ is None or sock is None:
         return 0
     try:
-        return struct.unpack("i", fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0"))[0]
+        queued: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0"))[0]
+        return queued
     except (OSError, ValueError):  # closed, or not a TCP socket
         return 0
 

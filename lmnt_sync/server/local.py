@@ -59,7 +59,7 @@ log = logging.getLogger("lmnt_sync.server")
 _TEST_ENGINE = "synthetic"
 
 
-_running: "weakref.WeakSet[LocalServer]" = weakref.WeakSet()
+_running: weakref.WeakSet[LocalServer] = weakref.WeakSet()
 
 
 @atexit.register
@@ -86,8 +86,10 @@ def load_engines(primary: Engine) -> Tuple[Dict[str, Engine], List[Tuple[str, Lo
         return engines, voices  # synthetic or a caller's own engine: alone
     for name in engine_names():
         engine = get_engine_or_none(name) if name not in (primary.name, _TEST_ENGINE) else None
+        if engine is None:
+            continue
         try:
-            extra = [(name, v) for v in engine.voices()] if engine is not None else []
+            extra = [(name, v) for v in engine.voices()]
         except ImportError:
             continue
         if extra:
@@ -179,13 +181,13 @@ class LocalServer:
         *,
         api_key: Optional[str] = None,
         engine: Union[str, Engine, None] = None,
-        data_dir: Union[str, "os.PathLike[str]", None] = None,
+        data_dir: Union[str, os.PathLike[str], None] = None,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         record_frames: bool = False,
         accept_any_key: bool = False,
         limits: Optional[Limits] = None,
-        certfile: Union[str, "os.PathLike[str]", None] = None,
-        keyfile: Union[str, "os.PathLike[str]", None] = None,
+        certfile: Union[str, os.PathLike[str], None] = None,
+        keyfile: Union[str, os.PathLike[str], None] = None,
         store_url: Optional[str] = None,
     ) -> None:
         self._ssl = _ssl_context(certfile, keyfile)
@@ -246,7 +248,7 @@ class LocalServer:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self, timeout: float = 60.0) -> "LocalServer":
+    def start(self, timeout: float = 60.0) -> LocalServer:
         """Start serving; block until the port listens (at most ``timeout`` s).
 
         Idempotent while running. Returns self.
@@ -299,7 +301,7 @@ class LocalServer:
                 shutil.rmtree(self._data_dir, ignore_errors=True)
                 self._data_dir = None
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -349,7 +351,8 @@ class LocalServer:
         self._state = build_state(self._engine, self._data_dir, self._limits,
                                   None if self._accept_any_key else self._api_key,
                                   store_url=self._store_url, recorder=self._recorder)
-        self._executor = self._state.executor  # tests look at its queue
+        executor = self._state.executor  # tests look at its queue
+        self._executor = executor if isinstance(executor, UrgencyExecutor) else None
         self._runner = make_runner(self._state)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True,
@@ -375,8 +378,8 @@ class LocalServer:
             self._executor = None
 
 
-def _ssl_context(certfile: Union[str, "os.PathLike[str]", None],
-                 keyfile: Union[str, "os.PathLike[str]", None]) -> Optional[ssl.SSLContext]:
+def _ssl_context(certfile: Union[str, os.PathLike[str], None],
+                 keyfile: Union[str, os.PathLike[str], None]) -> Optional[ssl.SSLContext]:
     """Return a server TLS context for the certificate, or None without one.
 
     Raises:

@@ -76,7 +76,7 @@ class RateLimit(logging.Filter):
         return True
 
 
-def _as_tuple(args: object) -> tuple:
+def _as_tuple(args: object) -> Tuple[object, ...]:
     if args is None:
         return ()
     return args if isinstance(args, tuple) else (args,)

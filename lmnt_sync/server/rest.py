@@ -36,8 +36,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from ..codecs import STREAMING_FORMATS, Encoder, content_type, normalize_format, normalize_sample_rate
 from .apierror import ApiError, integer_field, json_object, rest_error_body, speakable
-from .codecs import STREAMING_FORMATS, Encoder, content_type, normalize_format, normalize_sample_rate
 from .engines.base import Engine
 from .state import API_VERSION, REQUEST_ID, STREAMING, ServerState
 from .synthesis import ChunkSource, in_worker, synthesize_all
@@ -57,7 +57,7 @@ __all__ = [
     "CHARACTER_LIMIT",
 ]
 
-STATE_KEY: "web.AppKey[ServerState]" = web.AppKey("lmnt_sync_state", ServerState)
+STATE_KEY: web.AppKey[ServerState] = web.AppKey("lmnt_sync_state", ServerState)
 
 #: Characters per "billing period" reported by the local account.
 CHARACTER_LIMIT = 10_000_000
@@ -176,7 +176,8 @@ def _speech_params(fields: Dict[str, Any], state: ServerState, request: web.Requ
         format=fmt,
         sample_rate=_rate(fields.get("sample_rate"), fmt),
         timings=_flag(wants, "return_timestamps"),
-        seed=integer_field(fields.get("seed"), "seed") if fields.get("seed") not in (None, "") else random.randrange(2**31),
+        seed=(integer_field(fields.get("seed"), "seed") if fields.get("seed") not in (None, "")
+              else random.randrange(2**31)),
     )
 
 
@@ -258,7 +259,8 @@ async def voice_delete(request: web.Request) -> web.Response:
 async def voice_create(request: web.Request) -> web.Response:
     """Handle ``POST /v1/ai/voice`` in any of the three multipart layouts.
 
-    Any ``multipart/*`` content type is read the same way. Layouts (PROTOCOL.md §2.4): ``file`` + fields + ``tags[]`` (current);
+    Any ``multipart/*`` content type is read the same way. Layouts (PROTOCOL.md §2.4):
+    ``file`` + fields + ``tags[]`` (current);
     ``files[]``/``files`` + fields + ``enhance`` (v2 pre-1.1); ``metadata``
     JSON part + ``file_field`` parts (legacy).
     """

@@ -28,7 +28,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Executor, Future
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from .engines.cores import CORES
 
@@ -56,10 +56,10 @@ class UrgencyExecutor(Executor):
     def __init__(self, workers: int, thread_name_prefix: str = "lmnt-sync-synth") -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
-        self._heap: List[Tuple[Priority, int, Future, Callable[..., Any], tuple, dict]] = []
+        self._heap: List[Tuple[Priority, int, Future[Any], Callable[..., Any], Tuple[Any, ...], Dict[str, Any]]] = []
         self._seq = itertools.count()
         self._lock = threading.Lock()
-        self._tokens: "queue.SimpleQueue[None]" = queue.SimpleQueue()
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._shutdown = False
         self._threads = [
             threading.Thread(target=self._work, name=f"{thread_name_prefix}_{i}", daemon=True)
@@ -68,18 +68,18 @@ class UrgencyExecutor(Executor):
         for thread in self._threads:
             thread.start()
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule ``fn(*args, **kwargs)`` as a job due now."""
         return self.submit_at((CONTINUATION, time.monotonic()), fn, *args, **kwargs)
 
     def submit_at(self, priority: Priority, fn: Callable[..., Any], /, *args: Any,
-                  **kwargs: Any) -> Future:
+                  **kwargs: Any) -> Future[Any]:
         """Schedule ``fn(*args, **kwargs)`` with ``priority`` (smaller runs first).
 
         Raises:
             RuntimeError: after :meth:`shutdown`.
         """
-        future: Future = Future()
+        future: Future[Any] = Future()
         entry = (priority, next(self._seq), future, fn, args, kwargs)
         CORES.add_demand(1)  # before the push: a worker may take the job at once
         with self._lock:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import List
+from typing import Any, FrozenSet, List
 
 __all__ = ["split_words", "complete_sentences", "sentence_spans", "ends_sentence"]
 
@@ -37,7 +37,7 @@ _MARK_THEN_SPACE = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*\s+")
 _DOTTED = re.compile(r"^(?:[A-Za-z]\.)+$")  # "J." "e.g." "p.m." "U.S."
 
 
-def _segmenter():
+def _segmenter() -> Any:  # a pysbd.Segmenter (pysbd has no type information)
     seg = getattr(_local, "segmenter", None)
     if seg is None:
         import pysbd  # imported lazily: only the server needs it
@@ -46,7 +46,7 @@ def _segmenter():
     return seg
 
 
-def _abbreviations() -> frozenset:
+def _abbreviations() -> FrozenSet[str]:
     abbr = getattr(_abbreviations, "cache", None)
     if abbr is None:
         from pysbd.lang.english import English

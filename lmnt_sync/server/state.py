@@ -153,5 +153,5 @@ class ServerState:
     recorder: FrameRecorder
     sessions: Set[Any] = field(default_factory=set)
     connections: Set[Any] = field(default_factory=set)
-    tasks: Set["asyncio.Task[Any]"] = field(default_factory=set)
+    tasks: Set[asyncio.Task[Any]] = field(default_factory=set)
     characters: int = 0

@@ -47,23 +47,35 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Union
 
 from aiohttp import WSMsgType, web
 
+from ..codecs import Encoder
 from .apierror import ApiError, new_request_id
 from .buffering import TextBuffer
-from .keepalive import Keepalive
-from .codecs import Encoder
 from .joins import has_sentence_mark
-from .state import STREAMING, ServerState
+from .keepalive import Keepalive
 from .scheduling import CONTINUATION, FIRST_AUDIO, Priority
+from .state import STREAMING, ServerState
 from .synthesis import ChunkSource, in_worker, submit_to_worker
-from .voices import VoiceRef
 from .timeline import Timeline
+from .voices import VoiceRef
 from .wire import (
-    Finish, Flush, Generation, Reset, SessionConfig, Text, ack_frame, decode_json,
-    detect_generation, error_frame, parse_command, parse_init, ready_frame, redact,
+    Finish,
+    Flush,
+    Generation,
+    Reset,
+    SessionConfig,
+    Text,
+    ack_frame,
+    decode_json,
+    detect_generation,
+    error_frame,
+    parse_command,
+    parse_init,
+    ready_frame,
+    redact,
     timings_frame,
 )
 
@@ -80,7 +92,7 @@ class _Segment:
     turn: int  # segments of one turn go between two flushes/resets
     continues: bool = False  # carries on a sentence the previous segment began
     cancelled: bool = False  # set by a reset
-    stopped: Optional["asyncio.Future[None]"] = None  # done once cancelled, while spoken
+    stopped: Optional[asyncio.Future[None]] = None  # done once cancelled, while spoken
 
     def cancel(self) -> None:
         """Mark the segment unwanted and wake the speaker waiting on its audio."""
@@ -139,7 +151,7 @@ async def _receive(ws: web.WebSocketResponse, keepalive: Keepalive) -> Any:
 
 async def _open_session(
     ws: web.WebSocketResponse, state: ServerState, request_id: str, keepalive: Keepalive
-) -> Optional["SpeechSession"]:
+) -> Optional[SpeechSession]:
     """Read and check the init message; on failure send the error and close."""
     frames = state.recorder.new_session()
     generation: Optional[Generation] = None
@@ -177,8 +189,9 @@ async def _receive_init(ws: web.WebSocketResponse, state: ServerState, keepalive
                        "message must be the JSON init message")
     if msg.type is not WSMsgType.TEXT:
         raise _Closed()
-    _check_size(msg.data, state.limits.max_message_bytes)
-    return msg.data
+    text: str = msg.data
+    _check_size(text, state.limits.max_message_bytes)
+    return text
 
 
 def _as_api_error(exc: Exception, request_id: str) -> ApiError:
@@ -505,12 +518,13 @@ class SpeechSession:
         self._dry_at = max(self._dry_at, time.monotonic()) + seconds
         self._voiced_turn = segment.turn
 
-    async def _encoder_step(self, fn: Any) -> bytes:
+    async def _encoder_step(self, fn: Callable[[], bytes]) -> bytes:
         """Run the encoder's drain or finish: inline when it does no work
         (two thread hand-offs per flush saved), else in a worker."""
         if self._encoder.cheap_drain:
             return fn()
-        return await self._in_worker(fn)
+        audio: bytes = await self._in_worker(fn)
+        return audio
 
     async def _in_worker(self, fn: Any, *args: Any, segment: Optional[_Segment] = None) -> Any:
         return await in_worker(self._state.executor, fn, *args, priority=self.urgency(segment))
@@ -529,13 +543,13 @@ class SpeechSession:
         await _send_error(self._ws, self._config.generation, err, self._request_id)
 
 
-def _ignore_result(future: "asyncio.Future[Any]") -> None:
+def _ignore_result(future: asyncio.Future[Any]) -> None:
     """Retrieve an abandoned step's outcome so asyncio does not log it."""
     if not future.cancelled():
         future.exception()
 
 
-async def _settle(task: "asyncio.Future[Any]") -> None:
+async def _settle(task: asyncio.Future[Any]) -> None:
     """Wait for ``task`` to end, swallowing its cancellation."""
     try:
         await task

@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import Executor
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
-from .codecs import Encoder
+from ..codecs import Encoder
 from .engines.base import Engine, SpeechChunk
 from .joins import join_chunks
 from .scheduling import Priority, UrgencyExecutor
@@ -155,7 +155,7 @@ async def in_worker(executor: Executor, fn: Callable[..., T], *args: Any,
 
 
 def submit_to_worker(executor: Executor, fn: Callable[..., T], *args: Any,
-                     priority: Optional[Priority] = None) -> "asyncio.Future[T]":
+                     priority: Optional[Priority] = None) -> asyncio.Future[T]:
     """Start ``fn(*args)`` in ``executor``; return an awaitable for its result.
 
     Cancelling the returned future drops the job if no worker took it yet

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .engines.base import SpeechChunk, WordTiming
 
@@ -97,14 +97,14 @@ _RE_VERSION = re.compile(r"^[vV]?(\d+(?:\.\d+){1,3})$")
 _RE_MULTIDOT = re.compile(r"^[vV]?\d+(?:\.\d+){2,}$")
 _RE_NUM_UNIT = re.compile(r"^(\d+(?:\.\d+)?)(°[cCfF]?|[a-zA-Z]+(?:/h)?|%)$")
 _RE_EMAIL = re.compile(r"^[\w.+-]+@[\w-]+(?:\.[\w-]+)+$")
-_RE_URL = re.compile(r"^(?:https?://|www\.)\S+$|^[\w-]+(?:\.[\w-]+)*\.(?:%s)(?:/\S*)?$" % "|".join(_TLDS), re.I)
+_RE_URL = re.compile(r"^(?:https?://|www\.)\S+$|^[\w-]+(?:\.[\w-]+)*\.(?:" + "|".join(_TLDS) + r")(?:/\S*)?$", re.I)
 _RE_AMPM = re.compile(r"^(a\.m\.?|p\.m\.?|am|pm)$", re.I)
 
 
-def _n2w(value, **kwargs) -> str:
+def _n2w(value: int, **kwargs: Any) -> str:
     from num2words import num2words  # imported lazily: only the server needs it
 
-    return num2words(value, lang="en", **kwargs)
+    return str(num2words(value, lang="en", **kwargs))
 
 
 def _words(text: str) -> List[str]:
@@ -136,7 +136,7 @@ def _year_or_number(digits: str) -> List[str]:
     return _integer(digits)
 
 
-def _currency(match: "re.Match[str]", next_word: Optional[str]) -> Tuple[List[str], bool]:
+def _currency(match: re.Match[str], next_word: Optional[str]) -> Tuple[List[str], bool]:
     """Spoken currency (the bool is for :func:`_core`'s signature: always False)."""
     sign, symbol, whole, frac, suffix = match.groups()
     one, many, cent, cents = _CURRENCY[symbol]
@@ -160,7 +160,7 @@ def _date(month: int, day: int, year: str) -> Optional[List[str]]:
     return [_MONTHS[month - 1]] + _words(_n2w(day, to="ordinal")) + year_words
 
 
-def _time(match: "re.Match[str]") -> Optional[List[str]]:
+def _time(match: re.Match[str]) -> Optional[List[str]]:
     hours, minutes, seconds, ampm = match.groups()
     h, m = int(hours), int(minutes)
     if h > 23 or m > 59:
@@ -289,10 +289,8 @@ def _core(core: str, prev: Optional[str], next_word: Optional[str]) -> Tuple[Opt
     match = _RE_NUMBER.match(core)
     if match:
         sign, whole, frac = match.groups()
-        if not sign and not frac and "," not in whole:
-            spoken = _year_or_number(whole)
-        else:
-            spoken = _number(sign, whole, frac)
+        plain = not sign and not frac and "," not in whole
+        spoken = _year_or_number(whole) if plain else _number(sign, whole, frac)
         unit = _UNITS.get(next_bare.lower()) if next_bare and next_bare.lower() != "m" else None
         if unit and next_bare.lower() not in ("s", "h", "min", "v", "w", "l", "g"):
             return spoken, True
@@ -309,7 +307,7 @@ def _core(core: str, prev: Optional[str], next_word: Optional[str]) -> Tuple[Opt
         # "COVID19", "H2O": letters as written, digit runs as numbers.
         return [w for part in re.findall(r"\d+|\D+", core)
                 for w in (_integer(part) if part.isdigit() else [part])], False
-    if re.search(r"\d{%d,}" % (MAX_SPELLED_DIGITS + 1), core):
+    if re.search(rf"\d{{{MAX_SPELLED_DIGITS + 1},}}", core):
         # A long digit run inside anything else is still read digit by digit.
         return re.sub(r"\d+", lambda m: " ".join(_integer(m[0])), core).split(), False
     return None, False
@@ -345,11 +343,11 @@ def normalize(words: Sequence[str]) -> List[List[str]]:
             except (ValueError, OverflowError, ArithmeticError):
                 spoken, takes_unit = None, False  # leave it to the engine as written
             if takes_unit and nxt is not None:
-                unit = _UNITS[_split_punct(nxt)[1].lower()]
-                carry_unit = unit[0 if core == "1" else 1].split()
-        if core and _RE_AMPM.match(core) and "." in core and trail.startswith("."):
-            if nxt is not None and not nxt.lstrip(_OPEN)[:1].isupper():
-                trail = trail[1:]  # "5 p.m. if": the dot ends the abbreviation only
+                forms = _UNITS[_split_punct(nxt)[1].lower()]  # (singular, plural)
+                carry_unit = forms[0 if core == "1" else 1].split()
+        if (core and _RE_AMPM.match(core) and "." in core and trail.startswith(".")
+                and nxt is not None and not nxt.lstrip(_OPEN)[:1].isupper()):
+            trail = trail[1:]  # "5 p.m. if": the dot ends the abbreviation only
         if not core and clean != word:
             # Only a symbol and punctuation ("\U0001f389."): the punctuation
             # goes to the previous spoken word.

@@ -2,7 +2,7 @@
 
 The engine gives word starts relative to the chunk that carries them; the
 encoder says where that chunk will sound in the *decoded* stream
-(:attr:`.codecs.Encoder.position_seconds`: codec delay such as mp3's 1105
+(:attr:`lmnt_sync.codecs.Encoder.position_seconds`: codec delay such as mp3's 1105
 samples, drain padding and resampling accounted for). What a client
 receives depends on its protocol (PROTOCOL.md §1.5, §1.3):
 

@@ -60,7 +60,7 @@ class VoiceDB:
     def _sql(self, text: str) -> str:
         return text.replace("?", self._PARAM)
 
-    def _transaction(self, write: bool = False) -> "_Transaction":
+    def _transaction(self, write: bool = False) -> _Transaction:
         return _Transaction(self, write)
 
     def _begin(self, write: bool) -> None:
@@ -118,7 +118,7 @@ class VoiceDB:
             cur.execute(self._sql("DELETE FROM lmnt_voices WHERE id = ?"), (voice_id,))
             cur.execute(self._sql("DELETE FROM lmnt_starred WHERE id = ?"), (voice_id,))
 
-    def import_all(self, records: "list[Record]", starred: "list[str]") -> None:
+    def import_all(self, records: list[Record], starred: list[str]) -> None:
         """Add ``records`` and stars (an older store's content) in one transaction."""
         with self._transaction(write=True) as cur:
             for record in records:

@@ -53,8 +53,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from .. import spec
+from ..codecs import STREAMING_FORMATS, normalize_format, normalize_sample_rate
 from .apierror import ApiError, api_version, integer_field, json_object
-from .codecs import STREAMING_FORMATS, normalize_format, normalize_sample_rate
 
 __all__ = [
     "Generation",

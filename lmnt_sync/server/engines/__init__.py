@@ -131,7 +131,8 @@ def voiced_span(samples: np.ndarray, sample_rate: int) -> Tuple[float, float]:
 
 def float_to_pcm(audio: np.ndarray) -> bytes:
     """Float samples in [-1, 1] to signed 16-bit little-endian bytes (clipped)."""
-    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    pcm: np.ndarray = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
+    return pcm.tobytes()
 
 
 def spread_timings(

@@ -31,7 +31,7 @@ import os
 import threading
 from collections import Counter
 from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 __all__ = ["CoreBudget", "CORES", "cpu_cores", "widths_for", "session_options"]
 
@@ -81,10 +81,10 @@ class CoreBudget:
         # Executor jobs queued or running, one item each: the event loop
         # counts its submissions here, and list append/pop are atomic, so it
         # never waits for the lock a worker holds while it claims.
-        self._demand: list = []
+        self._demand: List[None] = []
         self._local = threading.local()  # .jobs: counted executor jobs this thread is running
         self.peak = 0  # most threads ever held at once (never above cores)
-        self.grants: Counter = Counter()  # thread count -> runs granted it
+        self.grants: Counter[int] = Counter()  # thread count -> runs granted it
 
     @property
     def waiting(self) -> int:
@@ -168,7 +168,7 @@ def _budget_from_env() -> CoreBudget:
 CORES = _budget_from_env()
 
 
-def session_options(threads: int):
+def session_options(threads: int) -> Any:  # an onnxruntime.SessionOptions (untyped library)
     """Return onnxruntime ``SessionOptions`` for runs with ``threads`` intra-op threads.
 
     Raises:

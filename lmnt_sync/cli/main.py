@@ -17,9 +17,9 @@ import os
 import sys
 from typing import IO, Any, Iterator, List, Optional, Sequence
 
-from . import __version__
+from .._version import __version__
+from ..errors import APIError, ConfigurationError, LmntError, MissingDependencyError, NotFoundError
 from .audiofile import output_format
-from .errors import APIError, ConfigurationError, LmntError, MissingDependencyError, NotFoundError
 
 __all__ = ["main", "build_parser"]
 
@@ -151,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _open_speech() -> Any:
-    from .client import Speech
+    from ..client import Speech
 
     if os.environ.get("LMNT_API_KEY"):
         return Speech()
@@ -260,7 +260,7 @@ def _flatten(value: Any, prefix: str = "") -> Iterator[Any]:
 
 def _serve(argv: List[str]) -> int:
     try:
-        from .server import main as server_main
+        from ..server import main as server_main
     except MissingDependencyError as exc:
         return _fail(str(exc))
     return server_main(argv)

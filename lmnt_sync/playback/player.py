@@ -22,13 +22,14 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional
+from typing import Any, Callable, Deque, Iterable, List, Optional
 
+from ..deadline import Deadline
+from ..errors import ConfigurationError, ConnectionClosedOK, LmntError, LocalProtocolError
+from ..errors import TimeoutError as LmntTimeoutError
+from ..messages import WordTiming
 from .audio_device import SAMPLE_FORMATS, OutputDevice
 from .callbacks import dispatch
-from .deadline import Deadline
-from .errors import ConfigurationError, ConnectionClosedOK, LmntError, LocalProtocolError
-from .errors import TimeoutError as LmntTimeoutError
 from .playbuffer import JitterBuffer
 from .playsource import Chunk, is_connection, parse_item
 from .wordclock import PlayClock, WordSchedule
@@ -76,7 +77,7 @@ class Player:
         *,
         sample_format: str = "pcm_s16le",
         channels: int = 1,
-        on_word: Optional[Callable[[Dict[str, Any]], Any]] = None,
+        on_word: Optional[Callable[[WordTiming], Any]] = None,
         callback_executor: Any = None,
         preroll: float = 0.2,
         max_buffer: float = 30.0,
@@ -243,7 +244,7 @@ class Player:
         """True once the output thread has ended and the device is released."""
         return self._output_done
 
-    def __enter__(self) -> "Player":
+    def __enter__(self) -> Player:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -361,7 +362,7 @@ class Player:
                 return
             returned = time.monotonic()
             with self._cond:
-                self._push(parse_item(item), lambda: returned >= self._reset_barrier)
+                self._push(parse_item(item), lambda: returned >= self._reset_barrier)  # noqa: B023 - called within
 
     def _consume_iterable(self, items: Any) -> None:
         while True:
@@ -375,7 +376,7 @@ class Player:
                 return
             chunk = parse_item(item)
             with self._cond:
-                if not self._push(chunk, lambda: self._epoch == epoch):
+                if not self._push(chunk, lambda: self._epoch == epoch):  # noqa: B023 - called within
                     return  # interrupted: this source is abandoned
 
     # -- the output thread --------------------------------------------------

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any, Iterable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional
 
+from ..errors import MissingDependencyError
 from .audiofile import AudioFileWriter, output_format
-from .errors import MissingDependencyError
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from ..client import Speech
 
 __all__ = ["speak", "open_sinks", "text_pieces", "FileSink", "PlaySink", "PlayFileSink",
            "MAX_PIECE_CHARS", "MAX_UNCONFIRMED_CHARS"]
@@ -43,7 +46,7 @@ class FileSink:
     LmntError if the session cannot be opened.
     """
 
-    def __init__(self, speech: Any, voice: str, path: str, fmt: str, wrap_wav: bool,
+    def __init__(self, speech: Speech, voice: str, path: str, fmt: str, wrap_wav: bool,
                  sample_rate: int, language: Optional[str], progress: Progress) -> None:
         self._writer = AudioFileWriter(path, sample_rate if wrap_wav else None)
         try:
@@ -92,8 +95,8 @@ class PlaySink:
     PlaybackError if the device cannot be opened, LmntError for the session.
     """
 
-    def __init__(self, speech: Any, voice: str, sample_rate: int, language: Optional[str]) -> None:
-        from .player import Player
+    def __init__(self, speech: Speech, voice: str, sample_rate: int, language: Optional[str]) -> None:
+        from ..playback.player import Player
 
         # The device first: a missing pyaudio or sound card fails before any text is spent.
         self._player = Player(sample_rate)
@@ -127,12 +130,12 @@ class PlayFileSink(PlaySink):
     and ``FileSink`` otherwise.
     """
 
-    def __init__(self, speech: Any, voice: str, path: str, fmt: str, wrap_wav: bool,
+    def __init__(self, speech: Speech, voice: str, path: str, fmt: str, wrap_wav: bool,
                  sample_rate: int, language: Optional[str], progress: Progress) -> None:
         self._encoder: Any = None
         if fmt != "pcm_s16le":
             try:
-                from .server.codecs import Encoder
+                from ..codecs import Encoder
             except ImportError as exc:
                 raise MissingDependencyError(
                     f"--play with -o {path} encodes {fmt} here, which needs PyAV and numpy: "
@@ -215,7 +218,7 @@ def speak(sinks: List[Any], texts: Iterable[str], *, flush_each: bool, progress:
     return sent
 
 
-def open_sinks(speech: Any, voice: str, *, output: Optional[str], fmt: Optional[str], play: bool,
+def open_sinks(speech: Speech, voice: str, *, output: Optional[str], fmt: Optional[str], play: bool,
                sample_rate: int, language: Optional[str], progress: Progress) -> List[Any]:
     """Open the sessions for the destinations asked for; blocks while connecting.
 

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import bisect
 import collections
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Deque, List, Optional, Tuple
+
+from ..messages import WordTiming
 
 __all__ = ["WordSchedule", "PlayClock"]
 
-Word = Dict[str, Any]
+Word = WordTiming
 
 
 class WordSchedule:
@@ -94,13 +96,13 @@ class WordSchedule:
         self._pending.clear()
         self.restart(position)
 
-    def _frames(self, seconds: Any) -> int:
+    def _frames(self, seconds: float) -> int:
         return max(0, int(round(float(seconds) * self.sample_rate)))
 
     def _add(self, position: int, word: Word) -> None:
         self._count += 1
         # The arrival count is unique, so tuples never compare the word dicts.
-        bisect.insort(self._pending, (position, self._count, dict(word)))
+        bisect.insort(self._pending, (position, self._count, word.copy()))
 
 
 class PlayClock:

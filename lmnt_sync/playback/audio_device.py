@@ -7,7 +7,9 @@ calling thread; the player calls them from its own thread only.
 While PortAudio starts and opens the device, the C libraries under it
 (ALSA, JACK) print a line for every device they probe and cannot open,
 dozens of them on an ordinary machine; that output (file descriptor 2) is
-discarded for that moment. Our own errors are raised, not printed.
+discarded for that moment. What ALSA reports later, while playing (an
+underrun), goes to the log (``alsa_errors``). Our own errors are raised, not
+printed.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import sys
 import threading
 from typing import Any, Iterator, Optional
 
-from .errors import ConfigurationError, MissingDependencyError, PlaybackError
+from ..errors import ConfigurationError, MissingDependencyError, PlaybackError
+from . import alsa_errors
 
 __all__ = ["OutputDevice", "load_pyaudio", "native_stderr_silenced", "SAMPLE_FORMATS"]
 
@@ -74,6 +77,7 @@ class OutputDevice:
         pyaudio = load_pyaudio()
         self.frame_bytes = SAMPLE_FORMATS[sample_format][0] * channels
         self._pyaudio = pyaudio
+        alsa_errors.route_to_log()  # underruns while playing would print a line each
         with native_stderr_silenced():
             self._pa = pyaudio.PyAudio()
             try:

@@ -7,10 +7,11 @@ session and the player stays protocol-agnostic.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Tuple
 
-from .errors import ConfigurationError, ConnectionClosedOK
-from .errors import TimeoutError as LmntTimeoutError
+from ..errors import ConfigurationError, ConnectionClosedOK
+from ..errors import TimeoutError as LmntTimeoutError
+from ..messages import WordTiming
 
 __all__ = ["Chunk", "parse_item", "is_connection", "session_messages"]
 
@@ -28,8 +29,8 @@ class Chunk(NamedTuple):
     """
 
     audio: bytes
-    timestamps: Optional[List[Dict[str, Any]]] = None
-    durations: Optional[List[Dict[str, Any]]] = None
+    timestamps: Optional[List[WordTiming]] = None
+    durations: Optional[List[WordTiming]] = None
     restart: bool = False
 
 

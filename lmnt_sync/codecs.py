@@ -6,6 +6,9 @@ requested rate. The concatenation of everything it returns is one valid file
 of that format, so a server can send each piece as soon as it is ready.
 
 Pure objects: no I/O, no threads; one encoder per stream, not thread-safe.
+Shared by the server (``lmnt_sync.server``) and the command line (which
+encodes a file itself while playing); needs PyAV, numpy and soxr (the
+``[server]`` extra), so nothing imports it at ``import lmnt_sync``.
 
 Formats (PROTOCOL.md §2.7):
 
@@ -28,13 +31,14 @@ from __future__ import annotations
 
 import struct
 from fractions import Fraction
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import av
 import numpy as np
 import soxr
+from av.audio.codeccontext import AudioCodecContext
 
-from .. import spec
+from . import spec
 
 __all__ = [
     "STREAMING_FORMATS",
@@ -364,7 +368,8 @@ class _PcmS16(_Sink):
 class _PcmF32(_Sink):
     def write(self, samples: np.ndarray) -> bytes:
         self.decoded += len(samples)
-        return (samples.astype("<f4") * np.float32(1 / 32768)).tobytes()
+        scaled: np.ndarray = samples.astype("<f4") * np.float32(1 / 32768)
+        return scaled.tobytes()
 
 
 def _wav_header(rate: int, tag: int, bits: int, data_size: int) -> bytes:
@@ -444,6 +449,8 @@ class _Framed(_Sink):
     def __init__(self, rate: int) -> None:
         super().__init__(rate)
         ctx = av.CodecContext.create(self.codec, "w")
+        if not isinstance(ctx, AudioCodecContext):  # the codecs named here are all audio codecs
+            raise TypeError(f"{self.codec} is not an audio codec")
         ctx.sample_rate = rate
         ctx.layout = "mono"
         ctx.format = self.sample_format
@@ -464,7 +471,7 @@ class _Framed(_Sink):
         usable = len(buf) - len(buf) % self._frame_size
         self._pending = buf[usable:]
         self._real = self._pts + usable + len(self._pending)
-        packets: List[av.Packet] = []
+        packets: List[av.Packet[Any]] = []
         for start in range(0, usable, self._frame_size):
             packets.extend(self._encode(buf[start:start + self._frame_size]))
         return self._wrap(packets)
@@ -488,7 +495,7 @@ class _Framed(_Sink):
         packets.extend(self._packets(self._ctx.encode(None)))
         return self._wrap(packets) + self._trailer()
 
-    def _flush_pending(self) -> List[av.Packet]:
+    def _flush_pending(self) -> List[av.Packet[Any]]:
         if not len(self._pending):
             return []
         frame = np.zeros(self._frame_size, np.int16)
@@ -496,7 +503,7 @@ class _Framed(_Sink):
         self._pending = np.zeros(0, np.int16)
         return self._encode(frame)
 
-    def _encode(self, samples: np.ndarray) -> List[av.Packet]:
+    def _encode(self, samples: np.ndarray) -> List[av.Packet[Any]]:
         if self.sample_format == "fltp":
             array = (samples.astype(np.float32) * np.float32(1 / 32768)).reshape(1, -1)
         else:
@@ -507,14 +514,14 @@ class _Framed(_Sink):
         self._pts += len(samples)
         return self._packets(self._ctx.encode(frame))
 
-    def _packets(self, packets: Sequence[av.Packet]) -> List[av.Packet]:
+    def _packets(self, packets: Sequence[av.Packet[Any]]) -> List[av.Packet[Any]]:
         for packet in packets:
             self.decoded += packet.duration or self._frame_size
             if packet.pts is not None:
                 self._covered = max(self._covered, packet.pts + (packet.duration or 0))
         return list(packets)
 
-    def _wrap(self, packets: List[av.Packet]) -> bytes:
+    def _wrap(self, packets: List[av.Packet[Any]]) -> bytes:
         """Frame packets for the container (default: bare concatenation)."""
         return b"".join(bytes(p) for p in packets)
 
@@ -537,7 +544,7 @@ class _Aac(_Framed):
     sample_format = "fltp"
     bit_rate = 96000
 
-    def _wrap(self, packets: List[av.Packet]) -> bytes:
+    def _wrap(self, packets: List[av.Packet[Any]]) -> bytes:
         out = bytearray()
         for packet in packets:
             payload = bytes(packet)
@@ -611,7 +618,7 @@ class _Webm(_Framed):
         segment = bytes.fromhex("1853806701FFFFFFFFFFFFFF")
         return ebml + segment + info + _ebml(0x1654AE6B, track)
 
-    def _wrap(self, packets: List[av.Packet]) -> bytes:
+    def _wrap(self, packets: List[av.Packet[Any]]) -> bytes:
         head, self._header = self._header, b""
         out = [head]
         i = 0

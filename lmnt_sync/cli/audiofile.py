@@ -18,7 +18,7 @@ import sys
 import wave
 from typing import IO, Any, Optional, Tuple
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = ["EXTENSION_FORMATS", "output_format", "AudioFileWriter"]
 
@@ -86,7 +86,7 @@ class AudioFileWriter:
             self._file = os.fdopen(os.open(target, flags, 0o666), "wb")
         self._wav: Any = None
         if wav_rate is not None:
-            self._wav = wave.open(self._file, "wb")
+            self._wav = wave.open(self._file, "wb")  # noqa: SIM115 - open across writes; close() closes it
             self._wav.setnchannels(1)
             self._wav.setsampwidth(2)
             self._wav.setframerate(wav_rate)

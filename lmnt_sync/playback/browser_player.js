@@ -1,4 +1,4 @@
-// Front end of lmnt_sync.browser_player.BrowserPlayer (anywidget ESM).
+// Front end of lmnt_sync.playback.browser_player.BrowserPlayer (anywidget ESM).
 //
 // PCM chunks arrive as binary custom messages ({type:"audio", offset} + one buffer) and are
 // scheduled back to back as AudioBufferSourceNodes on one AudioContext; a preroll (jitter

@@ -3,7 +3,7 @@
 ::
 
     from lmnt_sync import Speech
-    from lmnt_sync.browser_player import speak_in_browser
+    from lmnt_sync.playback.browser_player import speak_in_browser
 
     speech = Speech()
     player = speak_in_browser(speech, "Heard where you are.", "lily")   # displays itself, returns at once
@@ -43,12 +43,17 @@ import time
 import uuid
 import zlib
 from pathlib import Path
-from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-from .deadline import Deadline
-from .errors import ConfigurationError, ConnectionClosedOK, LmntError, MissingDependencyError
+from ..deadline import Deadline
+from ..errors import ConfigurationError, ConnectionClosedOK, LmntError, MissingDependencyError
+from ..messages import Message
 from .playsource import Chunk, is_connection, parse_item, session_messages
 from .wordclock import WordSchedule
+
+if TYPE_CHECKING:
+    from ..client import Speech
+    from ..session import StreamingConnection
 
 try:
     import anywidget
@@ -386,8 +391,8 @@ class BrowserPlayer(anywidget.AnyWidget):
             self.send(content, buffers=buffers)
 
 
-def speak_in_browser(speech: Any, text: Any, voice: str, *, sample_rate: int = 24000, display: bool = True,
-                     **player_options: Any) -> BrowserPlayer:
+def speak_in_browser(speech: Speech, text: Union[str, Iterable[str]], voice: str, *, sample_rate: int = 24000,
+                     display: bool = True, **player_options: Any) -> BrowserPlayer:
     """Speak ``text`` in the notebook's browser; returns the (displayed) player at once.
 
     ``text`` is a string or an iterable of strings (sent as they come, then
@@ -425,19 +430,27 @@ class _OneTurn:
     is flushed instead, and its end is the flush's (or the reset's) marker.
     """
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: StreamingConnection) -> None:
         self._conn = conn
         self._over = False
 
-    def recv(self, timeout: Optional[float] = None) -> Dict[str, Any]:
+    def recv(self, timeout: Optional[float] = None) -> Message:
         if self._over:
             raise ConnectionClosedOK("the turn is over", 1000)
         message = self._conn.recv(timeout)
-        self._over = message.get("type") in ("flush_complete", "reset_complete")
+        self._over = message["type"] in ("flush_complete", "reset_complete")
         return message
 
-    def reset(self) -> Any:
+    def reset(self) -> int:
         return self._conn.reset()
+
+    def __iter__(self) -> Iterator[Message]:
+        """The turn's messages (blocks; the player reads with ``recv`` instead, to stay stoppable)."""
+        while True:
+            try:
+                yield self.recv()
+            except ConnectionClosedOK:
+                return
 
     def close(self) -> None:
         self._conn.close()
@@ -489,7 +502,7 @@ def _on_kernel_main_thread() -> bool:
     if threading.current_thread() is not threading.main_thread():
         return False
     try:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
     except ImportError:
         return False
     shell = get_ipython()

@@ -41,7 +41,7 @@ class MainThreadExecutor:
     """
 
     def __init__(self) -> None:
-        self._calls: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Queue ``fn(*args, **kwargs)``; thread-safe, returns at once."""
