@@ -160,7 +160,8 @@ def run_clients(cfg: Dict[str, Any], log, compare: Optional[str] = None) -> Dict
         for name in clients:
             add("rss_kib_per_session", name, memory[name]["rss_per_session"] / 1024)
             add("threads_per_session", name, memory[name]["threads_per_session"])
-        return {"metrics": metrics, "checks_ok": not failed, "failed_checks": failed, "server_idle_kib_per_session": server_idle / 1024}
+        return {"metrics": metrics, "checks_ok": not failed, "failed_checks": failed,
+                "server_idle_kib_per_session": server_idle / 1024}
     finally:
         for w in workers.values():
             w.close()
@@ -277,7 +278,8 @@ def report_clients(res: Dict[str, Any], cfg: Dict[str, Any]) -> str:
                  f"and one of {cfg['blast_words']} from the blaster; memory with "
                  f"{cfg['mem_sessions']} sessions open. Ratio ranges: lowest-highest per-round ratio. "
                  f"Server RSS per idle session: {res['server_idle_kib_per_session']:.0f} KiB. "
-                 f"Bytes checked unchanged end to end: {'yes' if res['checks_ok'] else 'NO: ' + ', '.join(res['failed_checks'])}.")
+                 "Bytes checked unchanged end to end: "
+                 + ("yes." if res["checks_ok"] else "NO: " + ", ".join(res["failed_checks"]) + "."))
     return "\n".join(lines)
 
 

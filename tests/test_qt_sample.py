@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt creates its application
 from PySide6.QtCore import QEventLoop, QThread, QTimer  # noqa: E402 - after the platform is chosen
 from PySide6.QtWidgets import QApplication  # noqa: E402

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
