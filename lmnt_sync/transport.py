@@ -30,6 +30,7 @@ import websocket
 
 from .errors import APIConnectionError, ConfigurationError, LmntError, LocalProtocolError, ProtocolError
 from .errors import TimeoutError as LmntTimeoutError
+from .readahead import ReadAheadSocket, read_ahead_socket
 from .spec import STREAM_PATH
 
 __all__ = ["Frame", "Transport", "websocket_url"]
@@ -114,9 +115,11 @@ class Transport:
             # own check is pure Python, ~0.2 ms per KiB of JSON.
             skip_utf8_validation=True,
         )
+        sock: Optional[ReadAheadSocket] = None
         try:
             ws.settimeout(timeout)
-            ws.connect(url, suppress_origin=True, timeout=timeout)
+            sock = read_ahead_socket(url, timeout)  # None: websocket-client opens its own
+            ws.connect(url, suppress_origin=True, timeout=timeout, socket=sock)
             ws.settimeout(io_timeout)
             return cls(ws)
         except Exception as exc:  # translated in one place
@@ -124,6 +127,8 @@ class Transport:
                 ws.shutdown()
             except Exception:
                 pass
+            if sock is not None:
+                sock.close()  # in case the library never took it
             raise _translate(exc, f"connecting to {url}") from exc
 
     def set_io_timeout(self, io_timeout: Optional[float]) -> None:
@@ -165,6 +170,8 @@ class Transport:
         sock = self._sock
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True  # decrypted bytes wait inside the TLS layer, invisible to poll
+        if isinstance(sock, ReadAheadSocket) and sock.buffered:
+            return True  # bytes read ahead wait in memory, invisible to poll
         try:
             return bool(self._selector.select(timeout))
         except (OSError, ValueError):
