@@ -2,7 +2,7 @@
 
     python bench/heard_latency.py [--rounds 5] [--compare TREE | --compare-rev REV] [--json FILE]
 
-Run from the repository root (5 rounds: about 4 minutes with a compared
+Run from the repository root (5 rounds: about 5 minutes with a compared
 server, half that without; prints Markdown).
 
 Servers: ``bench/server_proc.py`` in its own process with every engine
@@ -230,6 +230,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for name, tree in trees.items():
             servers[name] = spawn(tree, "--engine", "hibari")
         recorder = Recorder(env, folder)
+        time.sleep(1.0)  # the sink clock of the first flush is read from the recording before it
         turns = run(servers, args.rounds)
         time.sleep(LOOK_S)  # the last turn's window is recorded too
         audio, stamps = recorder.stop()

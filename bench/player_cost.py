@@ -1,9 +1,11 @@
 """What playing costs the client: Player against the minimal loop, and an idle Player.
 
-    python bench/player_cost.py [--rounds 3] [--seconds 10] [--window 15] [--compare TREE | --compare-rev REV]
+    python bench/player_cost.py [--rounds 3] [--only playing|idle] [--seconds 10] [--window 20]
+                                [--compare TREE | --compare-rev REV]
 
-Run from the repository root (3 rounds: about 6 minutes, 7 with
-``--compare``; prints Markdown).
+Run from the repository root (prints Markdown). 3 rounds take about 3.5
+minutes for ``--only playing`` (4.5 with ``--compare``) and 5 for ``--only
+idle`` (6 with ``--compare``); without ``--only``, both.
 
 Every client runs in a process of its own against ``bench/server_proc.py
 --engine synthetic`` (instant tone-burst speech, its own process too), and
@@ -191,8 +193,10 @@ def run(info: Dict[str, Any], args: argparse.Namespace, tree: str) -> Dict[str, 
     text = text_for(args.seconds)
     results: Dict[str, List[Dict[str, float]]] = {}
     trees = [("", "")] + ([(tree, f"@{os.path.basename(tree)}")] if tree else [])
-    runs = [("play", kind, t, suffix) for kind in PLAYING for t, suffix in trees if kind.startswith("Player") or not t]
-    runs += [("idle", kind, t, suffix) for kind in IDLE for t, suffix in trees if kind == "Player" or not t]
+    runs = [("play", kind, t, suffix) for kind in PLAYING for t, suffix in trees
+            if (kind.startswith("Player") or not t) and args.only != "idle"]
+    runs += [("idle", kind, t, suffix) for kind in IDLE for t, suffix in trees
+             if (kind == "Player" or not t) and args.only != "playing"]
     for round_no in range(args.rounds):
         shift = round_no % len(runs)
         for what, kind, t, suffix in runs[shift:] + runs[:shift]:
@@ -218,6 +222,15 @@ def _median(rows: List[Dict[str, float]], key: str) -> float:
 
 
 def report(results: Dict[str, List[Dict[str, float]]]) -> str:
+    lines: List[str] = []
+    if "play minimal" in results:
+        lines += _playing(results)
+    if "idle sdk" in results:
+        lines += _idle(results)
+    return "\n".join(lines)
+
+
+def _playing(results: Dict[str, List[Dict[str, float]]]) -> List[str]:
     base = results["play minimal"]
     lines = ["| client, playing | CPU ms per second of audio | share of a core | wake-ups per second of audio "
              "| CPU / minimal loop (median of per-round ratios) |", "|---|---|---|---|---|"]
@@ -228,23 +241,29 @@ def report(results: Dict[str, List[Dict[str, float]]]) -> str:
         lines.append(f"| {name[5:]} | {_median(rows, 'cpu_ms_per_audio_s'):.1f} "
                      f"| {100 * _median(rows, 'core_share'):.1f}% | {_median(rows, 'wakeups_per_audio_s'):.0f} "
                      f"| {statistics.median(ratios):.2f}x |")
+    return lines + [""]
+
+
+def _idle(results: Dict[str, List[Dict[str, float]]]) -> List[str]:
     sdk = results["idle sdk"]
-    lines += ["", "| client, idle | CPU ms / min | wake-ups / min | / SDK iterating: CPU, wake-ups |",
-              "|---|---|---|---|"]
+    lines = ["| client, idle | CPU ms / min | wake-ups / min | / SDK iterating: CPU, wake-ups |",
+             "|---|---|---|---|"]
     for name, rows in results.items():
         if not name.startswith("idle "):
             continue
         cpu, wakeups = _median(rows, "cpu_ms_per_min"), _median(rows, "wakeups_per_min")
         lines.append(f"| {name[5:]} | {cpu:.1f} | {wakeups:.0f} | {_times(cpu, _median(sdk, 'cpu_ms_per_min'))}, "
                      f"{_times(wakeups, _median(sdk, 'wakeups_per_min'))} |")
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of audio played per client and round")
-    parser.add_argument("--window", type=float, default=15.0, help="seconds measured per idle client and round")
+    parser.add_argument("--window", type=float, default=20.0, help="seconds measured per idle client and round "
+                        "(the keepalive pings come every 20 s)")
+    parser.add_argument("--only", choices=("playing", "idle"), help="measure only these clients")
     compare = parser.add_mutually_exclusive_group()
     compare.add_argument("--compare", metavar="TREE", help="also the Player from this checkout")
     compare.add_argument("--compare-rev", metavar="REV", help="also the Player from this git revision")
@@ -283,7 +302,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         sink.stop()
         shutil.rmtree(folder, ignore_errors=True)
     print(report(results))
-    print(f"\n{args.rounds} rounds, {args.seconds:g} s of audio per playing client, {args.window:g} s per idle "
+    print(f"{args.rounds} rounds, {args.seconds:g} s of audio per playing client, {args.window:g} s per idle "
           f"client; {time.monotonic() - started:.0f} s.")
     return 0
 
