@@ -60,7 +60,7 @@ sys.path.insert(0, HERE)
 import numpy as np  # noqa: E402
 
 import minimal_loop  # noqa: E402
-from lmnt_sync.audio_device import native_stderr_silenced  # noqa: E402
+from lmnt_sync.playback.audio_device import native_stderr_silenced  # noqa: E402
 from lmnt_sync.server.joins import first_sound  # noqa: E402
 from seen_connection import SeenConnection  # noqa: E402
 from server_proc import export, spawn, stop  # noqa: E402

@@ -88,7 +88,6 @@ def play_child(kind: str, url: str, key: str, text: str) -> None:
     """Connect, say "ready"; on "go" play ``text``, say "done SECONDS"; end when stdin closes."""
     if kind.startswith("Player"):
         from lmnt_sync import Player, Speech
-
         from seen_connection import SeenConnection
 
         speech = Speech(api_key=key, base_url=url)
@@ -112,7 +111,7 @@ def play_child(kind: str, url: str, key: str, text: str) -> None:
     import pyaudio
 
     import minimal_loop
-    from lmnt_sync.audio_device import native_stderr_silenced
+    from lmnt_sync.playback.audio_device import native_stderr_silenced
 
     ws = minimal_loop.connect(url, key, VOICE, RATE)
     with native_stderr_silenced():
@@ -133,7 +132,7 @@ def idle_stream_child() -> None:
     """A pyaudio output stream opened (not started), as a Player holds one; idle until stdin closes."""
     import pyaudio
 
-    from lmnt_sync.audio_device import native_stderr_silenced
+    from lmnt_sync.playback.audio_device import native_stderr_silenced
 
     with native_stderr_silenced():
         pa = pyaudio.PyAudio()

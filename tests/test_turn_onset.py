@@ -19,8 +19,8 @@ import json
 import numpy as np
 import pytest
 
+from lmnt_sync.codecs import SAMPLE_RATES, STREAMING_FORMATS, Encoder
 from lmnt_sync.server import LocalServer
-from lmnt_sync.server.codecs import SAMPLE_RATES, STREAMING_FORMATS, Encoder
 from server_kit import BINARY, Transcript, close, connect, current_init, decode, legacy_init, read, send
 from speech_check import normalize_words, transcribe
 
