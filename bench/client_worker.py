@@ -89,7 +89,18 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
 
 
 def words(n: int) -> str:
-    return " ".join(f"w{i}" for i in range(n))
+    """``n`` distinct words of letters only: the server reads digits aloud ("w12" -> "w one two"),
+    which would change the number of words, and so of chunks, the engine is given."""
+    return " ".join("w" + _letters(i) for i in range(n))
+
+
+def _letters(i: int) -> str:
+    out = ""
+    while True:
+        i, digit = divmod(i, 26)
+        out = "abcdefghijklmnopqrstuvwxyz"[digit] + out
+        if not i:
+            return out
 
 
 def _ms(t0: int, t1: int) -> float:
