@@ -25,10 +25,17 @@ from urllib.parse import urlsplit
 
 import websocket
 
-__all__ = ["ReadAheadSocket", "read_ahead_socket", "READ_AHEAD"]
+__all__ = ["ReadAheadSocket", "read_ahead_socket", "READ_AHEAD", "READ_AHEAD_MIN"]
 
-#: Bytes asked of the kernel per read: a few 64 KiB audio frames.
+#: Most bytes asked of the kernel per read: a few 64 KiB audio frames.
 READ_AHEAD = 262144
+#: Fewest bytes asked per read. Reads start here and double while they come
+#: back full, so a burst of large frames soon reads READ_AHEAD at a time,
+#: while a trickle of small frames never allocates a buffer that large:
+#: malloc serves 256 KiB with a fresh mmap, and a buffer that is shrunk to
+#: a 5 KB frame before it is freed costs an mmap, an mremap, a munmap and
+#: page faults per read (about 3x the kernel time of the read itself).
+READ_AHEAD_MIN = 16384
 
 
 class ReadAheadSocket(socket.socket):
@@ -38,12 +45,13 @@ class ReadAheadSocket(socket.socket):
     receiver thread); sending is unchanged.
     """
 
-    __slots__ = ("_ahead", "_pos")
+    __slots__ = ("_ahead", "_pos", "_want")
 
     def __init__(self, family: int, type: int, proto: int, fileno: int) -> None:  # noqa: A002 - socket's names
         super().__init__(family, type, proto, fileno)
         self._ahead = b""  # bytes read ahead, served from _pos on; b"" once all served
         self._pos = 0
+        self._want = READ_AHEAD_MIN  # bytes to ask for next (see READ_AHEAD_MIN)
 
     @property
     def buffered(self) -> bool:
@@ -62,7 +70,12 @@ class ReadAheadSocket(socket.socket):
             return ahead[pos:] if pos else ahead
         if flags:
             return super().recv(bufsize, flags)
-        data = super().recv(max(bufsize, READ_AHEAD))
+        want = self._want
+        data = super().recv(max(bufsize, want))
+        if len(data) >= want:
+            self._want = min(2 * want, READ_AHEAD)  # more was waiting: read more next time
+        elif len(data) < want // 4:
+            self._want = max(want // 2, READ_AHEAD_MIN)
         if len(data) <= bufsize:
             return data
         self._ahead, self._pos = data, bufsize
