@@ -50,10 +50,15 @@ def process_cost(pid: int) -> tuple:
     return cpu_ns / 1e9, switches
 
 
-def measure(kind: str, url: str, key: str, window: float, tree: str) -> dict:
-    """Start one idle client, measure ``window`` seconds of it, stop it."""
+def measure(kind: str, url: str, key: str, window: float, tree: str, script: str = __file__) -> dict:
+    """Start one idle client, measure ``window`` seconds of it, stop it.
+
+    ``script`` is run with ``--child KIND URL KEY`` (default: this file's
+    :func:`child`); it prints "idle" once idle and idles until its standard
+    input closes.
+    """
     env = dict(os.environ, PYTHONPATH=tree or ROOT)
-    child = subprocess.Popen([sys.executable, __file__, "--child", kind, url, key], env=env,
+    child = subprocess.Popen([sys.executable, script, "--child", kind, url, key], env=env,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "idle", f"{kind} did not start"

@@ -4,20 +4,11 @@ Run from the repository root (about 2 minutes; prints Markdown):
 
     python bench/interrupt_latency.py [--trials 30] [--seed N] [--json out.json]
 
-The audio path is the tests' (``tests/playkit.py``): pyaudio -> PortAudio ->
-ALSA's ``file`` plugin -> ALSA's pulse plugin -> a private PulseAudio null
-sink that consumes audio in real time. What is heard is what the sink plays:
-a recorder process (``parec`` on the sink's monitor source) timestamps every
-chunk it reads. The sink plays without a break (the keep-alive stream), so
-sample ``n`` of the recording is played at ``t0 + n / rate``; ``t0`` is the
-lower envelope of ``arrival - samples_so_far / rate`` over the chunks of the
-0.6 s before each call (per trial: a flush rewinds the sink, which can shift
-the count by a few ms). A chunk can arrive late, never early, so the
-envelope is the sink's clock plus the quickest delivery. PulseAudio holds
-monitor data back by the sink's rewind window, so audio that a flush takes
-back (rendered ahead, never played) is not in the recording. Resolution:
-about one sink block (2.5 ms here); the callback-mode abort below, which
-cannot stop the sound before it is called, reads about -1 ms.
+The audio path, the recorder and its clock are ``sink_clock.py``'s (the
+tests' pyaudio -> ALSA -> private PulseAudio null sink, its monitor recorded
+with ``parec``); ``t0`` is taken from the chunks of the 0.6 s before each
+call. The callback-mode abort below, which cannot stop the sound before it
+is called, reads about -1 ms.
 
 The sound is one continuous tone: the local server's synthetic engine
 speaking one 72-letter word (a 2.9 s burst; between words it leaves 50 ms
@@ -73,11 +64,11 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 import numpy as np  # noqa: E402
 
 from lmnt_sync.playback.audio_device import native_stderr_silenced  # noqa: E402
+from sink_clock import RATE, Recorder, Sounding, open_sink, sink_origin  # noqa: E402
 from stats import percentile  # noqa: E402
 
 __all__ = ["main"]
 
-RATE = 24000
 BLOCK = 240  # frames: the player's default block (10 ms)
 WORD = "interrupt" * 8  # one word: one continuous tone from the synthetic engine
 SILENT = 64  # |sample| at or below this is silence (the tone peaks at ~9800)
@@ -89,44 +80,6 @@ METHODS = ["lmnt_sync", "pyaudio abort", "pyaudio stop_stream", "pyaudio callbac
 BASELINE = "pyaudio abort"
 
 
-# -- the recorder process -------------------------------------------------
-
-def record(prefix: str) -> None:
-    """Read the monitor source through parec until stdin closes; save audio and stamps."""
-    parec = subprocess.Popen(["parec", "--device=out.monitor", "--raw", "--format=s16le", f"--rate={RATE}",
-                              "--channels=1", "--latency-msec=5"], stdout=subprocess.PIPE)
-    threading.Thread(target=lambda: (sys.stdin.read(), parec.terminate()), daemon=True).start()
-    data, stamps, fd = bytearray(), [], parec.stdout.fileno()
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        data += chunk
-        stamps.append((time.monotonic(), len(data) // 2))
-        if len(stamps) == 1:
-            print("ready", flush=True)
-    parec.wait()
-    Path(prefix + ".raw").write_bytes(bytes(data[: len(data) // 2 * 2]))
-    np.save(prefix + ".stamps.npy", np.array(stamps, dtype=np.float64))
-
-
-class Recorder:
-    """The recorder process: started by the constructor, ended by ``stop`` (returns audio, stamps)."""
-
-    def __init__(self, env: Dict[str, str], folder: Path) -> None:
-        self.prefix = str(folder / "monitor")
-        self.proc = subprocess.Popen([sys.executable, __file__, "--record", self.prefix], env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the recorder did not start")
-
-    def stop(self) -> Tuple[np.ndarray, np.ndarray]:
-        self.proc.stdin.close()
-        self.proc.wait(30)
-        audio = np.frombuffer(Path(self.prefix + ".raw").read_bytes(), dtype="<i2")
-        return audio, np.load(self.prefix + ".stamps.npy")
-
-
 # -- analysis -------------------------------------------------------------
 
 def stop_after_call(audio: np.ndarray, stamps: np.ndarray, t_call: float) -> Dict[str, Any]:
@@ -135,11 +88,11 @@ def stop_after_call(audio: np.ndarray, stamps: np.ndarray, t_call: float) -> Dic
     The stop is the end of the last sounding sample up to LOOK_S after the
     call (nothing else plays then), so an underrun gap is not taken for it.
     """
-    window = stamps[(stamps[:, 0] >= t_call - 0.6) & (stamps[:, 0] < t_call)]
-    if len(window) < 10:
+    t0 = sink_origin(stamps, t_call)
+    if t0 is None:
         return {"invalid": "recorder stalled"}
+    window = stamps[(stamps[:, 0] >= t_call - 0.6) & (stamps[:, 0] < t_call)]
     offsets = window[:, 0] - window[:, 1] / RATE
-    t0 = offsets.min()
     at_call = int(round((t_call - t0) * RATE))
     before, after = int(BEFORE_S * RATE), int(LOOK_S * RATE)
     if at_call + after > len(audio):
@@ -161,30 +114,6 @@ def _gap(loud: np.ndarray) -> bool:
 
 
 # -- the methods ------------------------------------------------------------
-
-class Sounding:
-    """Waits until the ALSA file plugin has written to its file since the last ``mark``.
-
-    Every stream opens the file with its own offset, so its size says little;
-    its modification time changes on every write (idle streams write nothing).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.stamp = path, 0
-
-    def mark(self) -> None:
-        self.stamp = self._stamp()
-
-    def wait(self, timeout: float = 5.0) -> None:
-        end = time.monotonic() + timeout
-        while self._stamp() <= self.stamp:
-            if time.monotonic() > end:
-                raise RuntimeError("no audio reached the device")
-            time.sleep(0.002)
-
-    def _stamp(self) -> int:
-        return self.path.stat().st_mtime_ns if self.path.exists() else 0
-
 
 class LmntMethod:
     """The player on one synthetic-engine session; abort times recorded for the breakdown."""
@@ -408,29 +337,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="random seed for the call moments")
     parser.add_argument("--json", help="also write every trial and the summary to this file")
     parser.add_argument("--keep", action="store_true", help="keep the recording and logs (the folder is printed)")
-    parser.add_argument("--record", help=argparse.SUPPRESS)  # internal: run as the recorder process
     args = parser.parse_args(argv)
-    if args.record:
-        record(args.record)
-        return 0
-    from playkit import AudioOut, PulseSink
+    from playkit import PulseSink
 
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     folder = Path(tempfile.mkdtemp(prefix="lmnt-interrupt-"))
-    sink = PulseSink(folder).start()
-    out = AudioOut(sink, folder)
-    os.environ.update(out.env)  # before PortAudio starts: the recording ALSA default device
-    env = sink.env()
+    sink, out, env = open_sink(folder)  # before PortAudio starts: the recording ALSA default device
     methods: Dict[str, Any] = {}
     pa = None
     started = time.monotonic()
     try:
         recorder = Recorder(env, folder)
-        with native_stderr_silenced():  # ALSA and JACK list every device they cannot open
-            methods["lmnt_sync"] = LmntMethod()
-            pcm = speech_pcm(methods["lmnt_sync"])
-            import pyaudio
+        methods["lmnt_sync"] = LmntMethod()  # the Player silences ALSA and JACK itself
+        pcm = speech_pcm(methods["lmnt_sync"])
+        import pyaudio
 
+        with native_stderr_silenced():  # ALSA and JACK list every device they cannot open
             pa = pyaudio.PyAudio()
             methods["pyaudio abort"] = BlockingMethod(pa, pcm, "abort")
             methods["pyaudio stop_stream"] = BlockingMethod(pa, pcm, "stop")

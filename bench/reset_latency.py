@@ -33,7 +33,6 @@ import base64
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,6 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from server_proc import export, spawn, stop  # noqa: E402
 from speech_check import pauses_inside_sentences  # noqa: E402
 from stats import percentile  # noqa: E402
 
@@ -67,21 +67,6 @@ STREAMED = [
     "I think the best approach here is to start with a small prototype and measure how it behaves under "
     "real load before we commit to the full design because the requirements may still change.",
 ]
-
-
-def _start_server(tree: str) -> Dict[str, Any]:
-    env = dict(os.environ, PYTHONPATH=tree)
-    proc = subprocess.Popen([sys.executable, os.path.join(tree, "bench", "server_proc.py"), "--engine", "hibari"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=tree, text=True)
-    info = json.loads(proc.stdout.readline())
-    info["proc"] = proc
-    return info
-
-
-def _stop_server(info: Dict[str, Any]) -> None:
-    proc = info["proc"]
-    proc.stdin.close()
-    proc.wait(timeout=30)
 
 
 def _connect(info: Dict[str, Any]) -> websocket.WebSocket:
@@ -201,13 +186,6 @@ def _whole_pauses(info: Dict[str, Any], text: str) -> Dict[int, float]:
     return pauses
 
 
-def export(rev: str, into: str) -> str:
-    """Export ``rev`` of this repository into ``into``; return the tree's path."""
-    archive = subprocess.run(["git", "-C", ROOT, "archive", rev], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
-    return into
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline-rev", default=BEFORE)
@@ -219,7 +197,7 @@ def main(argv=None) -> int:
     results: Dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="lmnt-bench-base-") as base:
         trees = {"after": ROOT, "before": export(args.baseline_rev, base)}
-        servers = {name: _start_server(tree) for name, tree in trees.items()}
+        servers = {name: spawn(tree, "--engine", "hibari") for name, tree in trees.items()}
         try:
             for name, info in servers.items():
                 results[name] = {"reset": reset_trials(info, args.trials, rng), "stream": {}}
@@ -229,7 +207,7 @@ def main(argv=None) -> int:
                         results[name]["stream"].setdefault(pattern, []).append(stream_run(info, text, pattern))
         finally:
             for info in servers.values():
-                _stop_server(info)
+                stop(info)
     print("| server | reset -> reset_complete p50 ms | p95 ms | max ms | audio frames after it |")
     print("|---|---|---|---|---|")
     for name in ("before", "after"):

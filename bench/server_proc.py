@@ -3,7 +3,9 @@
     python bench/server_proc.py --engine stamp [--max-sessions N] [--paced-bytes B] ...
 
 Prints one JSON line ``{"url", "api_key", "pid", "passthrough"}`` once the
-port listens, then serves until its standard input closes. A separate
+port listens, then serves until its standard input closes. :func:`spawn`
+starts it (from this tree or another checkout, see :func:`export`) and
+:func:`stop` ends it. A separate
 process keeps the clients' threads from fighting the server for the GIL.
 
 With ``--engine stamp`` (``stamp_engine.StampEngine``), aiohttp's
@@ -19,8 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
+from typing import Any, Dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -28,7 +32,38 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from stamp_engine import HEADER, MAGIC, StampEngine  # noqa: E402
 
-__all__ = ["install_send_stamp", "encoder_passes_through", "main"]
+__all__ = ["install_send_stamp", "encoder_passes_through", "spawn", "stop", "export", "main"]
+
+
+def spawn(tree: str = ROOT, *args: str) -> Dict[str, Any]:
+    """Start this script from checkout ``tree`` with ``args``; return its JSON line plus ``proc``.
+
+    Blocks until the server listens (engines loaded).
+    """
+    env = dict(os.environ, PYTHONPATH=tree)
+    proc = subprocess.Popen([sys.executable, os.path.join(tree, "bench", "server_proc.py"), *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=tree, text=True)
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(30)
+        raise RuntimeError(f"the server from {tree} did not start (exit status {proc.returncode})")
+    info = json.loads(line)
+    info["proc"] = proc
+    return info
+
+
+def stop(info: Dict[str, Any]) -> None:
+    """End a server :func:`spawn` started; blocks until it has exited."""
+    proc = info["proc"]
+    proc.stdin.close()
+    proc.wait(timeout=30)
+
+
+def export(rev: str, into: str) -> str:
+    """Export ``rev`` of this repository (``git archive``) into ``into``; return the tree's path."""
+    archive = subprocess.run(["git", "-C", ROOT, "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+    return into
 
 
 def install_send_stamp() -> None:

@@ -204,9 +204,12 @@ class Encoder:
         """Return all audio given so far, keeping the stream open.
 
         Codec frames are completed with silence, which stays in the stream
-        (mp3: up to 5 frames of 576 samples for LAME's look-ahead, ~100 ms
-        at 24 kHz, ~290 ms at 8 kHz; Opus: one or two 20 ms frames; aac: up
-        to 4 frames of 1024); :attr:`padding_seconds` totals it. Raw PCM and
+        (mp3: up to 5 frames of 576 samples for LAME's look-ahead; Opus: one
+        or two 20 ms frames; aac: up to 4 frames of 1024). mp3 then goes on
+        with a fresh LAME encoder, so later audio follows after its 1105-sample
+        delay (46 ms at 24 kHz) rather than after the rest of that silence,
+        which the old encoder still held. :attr:`padding_seconds` totals the
+        time a drain adds. Raw PCM and
         ulaw add nothing, and resampling adds no time (see ``_Resampler``). The stream stays valid and later
         audio follows on. ``wav`` is not streamable and keeps everything for
         :meth:`finish`.
@@ -445,24 +448,31 @@ class _Framed(_Sink):
     codec = ""
     sample_format = "s16"
     bit_rate = 0
+    #: After a drain, go on with a fresh encoder rather than this one, which
+    #: by then holds only the silence fed to push the audio out. Needs frames
+    #: that stand alone in the stream (mp3's do; Opus in WebM has one header).
+    fresh_after_drain = False
 
     def __init__(self, rate: int) -> None:
         super().__init__(rate)
-        ctx = av.CodecContext.create(self.codec, "w")
-        if not isinstance(ctx, AudioCodecContext):  # the codecs named here are all audio codecs
-            raise TypeError(f"{self.codec} is not an audio codec")
-        ctx.sample_rate = rate
-        ctx.layout = "mono"
-        ctx.format = self.sample_format
-        ctx.bit_rate = self.bit_rate
-        ctx.time_base = Fraction(1, rate)
-        ctx.open()
-        self._ctx = ctx
-        self._frame_size = ctx.frame_size
+        self._ctx = self._open()
+        self._frame_size = self._ctx.frame_size
         self._pending = np.zeros(0, np.int16)
         self._pts = 0  # samples fed to the codec, padding included
         self._real = 0  # end (in samples) of the last real, non-padding sample
         self._covered = 0  # end of the input span the packets so far cover
+
+    def _open(self) -> AudioCodecContext:
+        ctx = av.CodecContext.create(self.codec, "w")
+        if not isinstance(ctx, AudioCodecContext):  # the codecs named here are all audio codecs
+            raise TypeError(f"{self.codec} is not an audio codec")
+        ctx.sample_rate = self.rate
+        ctx.layout = "mono"
+        ctx.format = self.sample_format
+        ctx.bit_rate = self.bit_rate
+        ctx.time_base = Fraction(1, self.rate)
+        ctx.open()
+        return ctx
 
     def write(self, samples: np.ndarray) -> bytes:
         if len(samples) == 0:
@@ -488,7 +498,15 @@ class _Framed(_Sink):
                 break
             self.padded += self._frame_size
             packets.extend(self._encode(silence))
-        return self._wrap(packets)
+        out = self._wrap(packets)
+        if self.fresh_after_drain and self._covered >= self._real:
+            # The old encoder would start the next audio behind the rest of that
+            # silence (mp3: up to ~3 frames); a fresh one behind its own delay
+            # only. The next sample now sounds at decoded + delay, not at
+            # delay + every sample fed so far: account the difference as padding.
+            self._ctx = self._open()
+            self.padded += self.decoded - self._pts
+        return out
 
     def finish(self) -> bytes:
         packets = self._flush_pending()
@@ -532,6 +550,7 @@ class _Framed(_Sink):
 class _Mp3(_Framed):
     codec = "libmp3lame"
     delay = 576 + 529
+    fresh_after_drain = True
     sample_format = "s16p"
     bit_rate = 96000
 

@@ -3,19 +3,19 @@ import numpy as np
 import pytest
 
 from lmnt_sync.server.engines.base import SpeechChunk, WordTiming
-from lmnt_sync.server.joins import PAUSES, join_chunks, pause_after
+from lmnt_sync.server.joins import ONSET_LEAD, PAUSES, join_chunks, pause_after
 
 RATE = 24000
 LEAD, VOICED, TAIL = 0.3, 0.5, 0.45  # hibari-like padding around a voiced span
 
 
-def _chunk(*words):
-    """A chunk: LEAD s silence, VOICED s of tone shared by ``words``, TAIL s silence."""
+def _chunk(*words, lead=LEAD):
+    """A chunk: ``lead`` s silence, VOICED s of tone shared by ``words``, TAIL s silence."""
     t = np.arange(int(VOICED * RATE)) / RATE
     tone = (0.5 * np.sin(2 * np.pi * 220 * t) * 32767).astype("<i2")
-    pcm = np.concatenate([np.zeros(int(LEAD * RATE), "<i2"), tone, np.zeros(int(TAIL * RATE), "<i2")])
+    pcm = np.concatenate([np.zeros(int(lead * RATE), "<i2"), tone, np.zeros(int(TAIL * RATE), "<i2")])
     share = VOICED / len(words)
-    return SpeechChunk(pcm.tobytes(), [WordTiming(w, LEAD + i * share, share) for i, w in enumerate(words)])
+    return SpeechChunk(pcm.tobytes(), [WordTiming(w, lead + i * share, share) for i, w in enumerate(words)])
 
 
 def _seconds(chunk):
@@ -60,3 +60,16 @@ def test_pause_after_depends_on_the_punctuation():
     """A clause mark calls for a longer pause than a bare word, per engine."""
     assert pause_after("piper", "well,") == PAUSES["piper"]["clause"] > pause_after("piper", "well")
     assert pause_after("hibari", '"so;"') == PAUSES["hibari"]["clause"]
+
+
+@pytest.mark.parametrize("lead", [LEAD, 0.0], ids=["engine-pads", "engine-starts-sounding"])
+@pytest.mark.parametrize("engine", list(PAUSES))
+def test_a_turn_starts_just_before_its_first_sound(engine, lead):
+    """The first chunk of a turn keeps (or gets) ONSET_LEAD of silence before its sound; later ones keep theirs."""
+    first, second = _chunk("Hello", "there.", lead=lead), _chunk("Next.")
+    out = list(join_chunks([first, second], engine, RATE, opens_turn=True))
+    samples = np.frombuffer(out[0].pcm, "<i2")
+    assert not samples[: int(ONSET_LEAD * RATE) - 1].any() and samples[int(ONSET_LEAD * RATE) + 1]
+    assert _seconds(out[0]) == pytest.approx(ONSET_LEAD + VOICED + TAIL, abs=0.006)
+    assert out[0].words[0].start == pytest.approx(ONSET_LEAD, abs=0.006), "timings move with the audio"
+    assert out[1] == second, "only the turn's first chunk is touched"

@@ -14,8 +14,11 @@ Two threads, both named ``lmnt-sync-player*``: the *feed* thread iterates
 the sources given to ``play()`` into a jitter buffer; the *output* thread
 moves the buffer to the device in small blocks (so ``interrupt()`` is heard
 within about one block), pads gaps with silence, and fires word callbacks
-when the device reaches them. One condition variable guards the shared
-state and is never held while blocking on the device or a source.
+when the device reaches them. One lock guards the shared state and is never
+held while blocking on the device or a source. Two conditions share it:
+``_room``, which the output thread signals after every block for writers
+waiting for space, and ``_cond`` for everything else, so a thread blocked
+in ``wait()`` is woken by what it waits for, not 100 times a second.
 """
 from __future__ import annotations
 
@@ -92,7 +95,9 @@ class Player:
         self._max_frames = max(int(sample_rate * max_buffer), self._preroll_frames + self._block_frames)
         self._on_word, self._executor = on_word, callback_executor
         self._device = OutputDevice(sample_rate, channels, sample_format, self._block_frames, device_index)
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # state changes (see the module docstring)
+        self._room = threading.Condition(lock)  # the buffer has room again
         self._buffer = JitterBuffer(SAMPLE_FORMATS[sample_format][0] * channels)
         self._words = WordSchedule(sample_rate)
         self._clock = PlayClock()
@@ -205,7 +210,7 @@ class Player:
                 self._reset_barrier = float("inf")  # until the reset has gone out, all is stale
             target = self._aborts_done + 1 if self._running else self._aborts_done
             self._abort_pending = self._running
-            self._cond.notify_all()
+            self._notify_everyone()
         if conn is not None:
             self._reset(conn)
         with self._cond:
@@ -219,7 +224,7 @@ class Player:
         finally:
             with self._cond:
                 self._reset_barrier = time.monotonic()
-                self._cond.notify_all()
+                self._notify_everyone()
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop playing now and release the device; joins both threads.
@@ -231,7 +236,7 @@ class Player:
         """
         with self._cond:
             self._closing = True
-            self._cond.notify_all()
+            self._notify_everyone()
             current = self._current
         if callable(getattr(current, "wake", None)):
             current.wake()  # the feed waits in its recv(): let it see the close
@@ -289,6 +294,11 @@ class Player:
             finally:
                 self._waiters -= 1
 
+    def _notify_everyone(self) -> None:
+        """Wake every waiter, those waiting for room too (lock held)."""
+        self._cond.notify_all()
+        self._room.notify_all()
+
     def _raise_errors(self) -> None:
         if self._device_error is not None:
             raise self._device_error
@@ -297,10 +307,12 @@ class Player:
             raise error
 
     def _wake_in(self, now: float) -> Optional[float]:
-        """Seconds until the source counts as quiet, when that matters (None: never)."""
-        if self._ended:
-            return None
-        return max(self._last_push + self._preroll_s - now, 0.001)
+        """Seconds until the source counts as quiet, if that is still ahead (None: no timed wake).
+
+        Once quiet, it stays quiet until a push, which notifies: no polling.
+        """
+        left = self._last_push + self._preroll_s - now
+        return None if self._ended or left <= 0 else left
 
     def _push(self, chunk: Chunk, fresh: Callable[[], bool], deadline: Optional[Deadline] = None) -> bool:
         """Add a chunk once there is room; False if it went stale or the wait timed out."""
@@ -308,7 +320,7 @@ class Player:
             if deadline is not None and deadline.expired():
                 return False
             # Woken by the output thread taking audio, interrupt(), the reset going out, close().
-            self._cond.wait(deadline.remaining() if deadline else None)
+            self._room.wait(deadline.remaining() if deadline else None)
         if not fresh() or self._closing:
             return False
         if chunk.durations:
@@ -393,7 +405,7 @@ class Player:
             with self._cond:
                 self._closing = self._output_done = True
                 self._running = self._abort_pending = False
-                self._cond.notify_all()
+                self._notify_everyone()
 
     def _step(self) -> bool:
         """Do one thing on the device; return False to stop the thread."""
@@ -463,7 +475,7 @@ class Player:
         if not self._starving and buffer.frames:
             block, start, audio = buffer.take(self._block_frames)
             self._starving = audio < self._block_frames and more  # underrun: rebuffer before resuming
-            self._cond.notify_all()  # room for the feed
+            self._room.notify_all()  # for the feed or write(), if one waits
             return block, start, audio
         if not more and self._clock.silence_written() >= self._device.drain_frames:
             return None, None, None  # everything written has been heard

@@ -1,4 +1,4 @@
-"""Joins inside a sentence sound like one utterance: trim engine padding.
+"""Engine padding trimmed where it makes a listener wait: mid-sentence joins, turn starts.
 
 Engines speak one piece of text at a time and pad every piece with silence
 (hibari: ~0.3 s before and ~0.45 s after; piper: ~0.05 s and ~0.2 s).
@@ -11,19 +11,28 @@ the padding made a pause of 0.5-0.8 s that the whole text never has.
 that continues a sentence loses its leading silence, and a chunk that stops
 mid-sentence keeps only the pause its last punctuation calls for in that
 engine's one-piece rendering (:data:`PAUSES`, measured: BENCHMARKS.md
-"## Streaming segments"). Word timings move with the audio. Pure; numpy
-only.
+"## Streaming segments").
+
+The first chunk of a *turn* (a session's first audio, the first after a
+flush or reset, a REST response) starts :data:`ONSET_LEAD` before its first
+sound instead: the listener is waiting, and hibari's ~0.28 s lead-in was
+most of what they heard of the server's latency. The first sound is found
+with a threshold well below the one :func:`~.engines.voiced_span` uses, so
+quiet onsets ("th", "h", "f") are kept whole; an engine that starts
+sounding at once (piper does, for some words) gets that much silence put in
+front, so every turn begins with a quiet frame. Word timings move with the
+audio. Pure; numpy only.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Iterator, List
+from typing import Dict, Iterable, Iterator, List, Optional
 
 import numpy as np
 
 from .engines import voiced_span
 from .engines.base import SpeechChunk, WordTiming
 
-__all__ = ["join_chunks", "PAUSES", "pause_after", "has_sentence_mark"]
+__all__ = ["join_chunks", "PAUSES", "ONSET_LEAD", "pause_after", "has_sentence_mark", "first_sound"]
 
 #: Seconds of silence after a word inside a sentence, by engine: ``clause``
 #: after ``, ; : -`` (or a dash word), ``word`` after any other word: the
@@ -37,6 +46,11 @@ PAUSES: Dict[str, Dict[str, float]] = {
     "piper": {"clause": 0.30, "word": 0.05},
 }
 _LEAD = 0.01  # seconds kept before a continuing chunk's first sound: no click
+#: Seconds of quiet before a turn's first sound: the onset rises from
+#: silence, as in a recording, and costs the listener next to nothing.
+ONSET_LEAD = 0.02
+_ONSET_DB = -50.0  # a 5 ms frame this close to the loudest is sound (hibari's "th" starts ~40 dB down)
+_ONSET_FRAME = 0.005
 _CLAUSE_MARKS = (",", ";", ":", "-", "\u2013", "\u2014")
 
 
@@ -52,11 +66,13 @@ def pause_after(engine: str, word: str) -> float:
 
 
 def join_chunks(chunks: Iterable[SpeechChunk], engine: str, sample_rate: int,
-                continues: bool = False) -> Iterator[SpeechChunk]:
-    """Yield ``chunks`` with the padding at mid-sentence joins trimmed.
+                continues: bool = False, opens_turn: bool = False) -> Iterator[SpeechChunk]:
+    """Yield ``chunks`` with the padding at mid-sentence joins and a turn's start trimmed.
 
     ``continues``: the first chunk carries on a sentence an earlier piece
-    of text began. Blocks only as long as iterating ``chunks`` does.
+    of text began. ``opens_turn``: the first chunk is the first audio of a
+    turn (it starts :data:`ONSET_LEAD` before its first sound). Blocks only
+    as long as iterating ``chunks`` does.
     """
     if engine not in PAUSES:
         yield from chunks
@@ -66,10 +82,10 @@ def join_chunks(chunks: Iterable[SpeechChunk], engine: str, sample_rate: int,
             yield chunk
             continue
         open_end = not has_sentence_mark(chunk.words[-1].text)
-        if continues or open_end:
-            chunk = _trim(chunk, engine, sample_rate, continues, open_end)
+        if continues or open_end or opens_turn:
+            chunk = _trim(chunk, engine, sample_rate, _start(chunk, sample_rate, continues, opens_turn), open_end)
         yield chunk
-        continues = open_end
+        continues, opens_turn = open_end, False
 
 
 def has_sentence_mark(word: str) -> bool:
@@ -82,16 +98,44 @@ def has_sentence_mark(word: str) -> bool:
     return word.rstrip("\"')]\u201d\u2019").endswith((".", "!", "?", "\u2026"))
 
 
-def _trim(chunk: SpeechChunk, engine: str, rate: int, lead: bool, tail: bool) -> SpeechChunk:
+def first_sound(samples: np.ndarray, rate: int) -> Optional[float]:
+    """Return where the first 5 ms frame within 50 dB of the loudest begins (seconds).
+
+    None for audio that is all silence (or shorter than a frame).
+    """
+    hop = max(1, int(rate * _ONSET_FRAME))
+    frames = len(samples) // hop
+    if frames == 0:
+        return None
+    blocks = samples[: frames * hop].astype(np.float32).reshape(frames, hop)
+    rms = np.sqrt(np.mean(blocks * blocks, axis=1))
+    if rms.max() == 0:
+        return None
+    return float(np.argmax(rms > rms.max() * 10 ** (_ONSET_DB / 20)) * hop / rate)
+
+
+def _start(chunk: SpeechChunk, rate: int, continues: bool, opens_turn: bool) -> float:
+    """Where a chunk's kept audio begins, seconds; negative: that much silence goes in front."""
     samples = np.frombuffer(chunk.pcm, dtype="<i2")
-    voiced_start, voiced_end = voiced_span(samples, rate)
-    start = max(0.0, voiced_start - _LEAD) if lead else 0.0
+    if opens_turn:
+        sound = first_sound(samples, rate)
+        return 0.0 if sound is None else sound - ONSET_LEAD
+    if continues:
+        return max(0.0, voiced_span(samples, rate)[0] - _LEAD)
+    return 0.0
+
+
+def _trim(chunk: SpeechChunk, engine: str, rate: int, start: float, tail: bool) -> SpeechChunk:
+    samples = np.frombuffer(chunk.pcm, dtype="<i2")
     end = len(samples) / rate
     if tail:
-        end = min(end, voiced_end + pause_after(engine, chunk.words[-1].text))
+        end = min(end, voiced_span(samples, rate)[1] + pause_after(engine, chunk.words[-1].text))
     first, last = int(round(start * rate)), int(round(end * rate))
     if last <= first:
         return chunk
+    start = first / rate  # timings move by exactly the samples cut or put in front
+    if first < 0:
+        samples, last, first = np.concatenate((np.zeros(-first, samples.dtype), samples)), last - first, 0
     length = (last - first) / rate
     words: List[WordTiming] = []
     for word in chunk.words:

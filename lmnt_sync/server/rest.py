@@ -89,7 +89,8 @@ async def speech_bytes(request: web.Request) -> web.StreamResponse:
         audio, _ = await in_worker(state.executor, synthesize_all, engine, params.text,
                                    params.voice.voice, encoder)
         return web.Response(body=audio, content_type=content_type(params.format))
-    source = ChunkSource(engine, params.text, params.voice.voice, encoder)
+    # Starts just before the first sound, like a streamed turn and POST /v1/ai/speech.
+    source = ChunkSource(engine, params.text, params.voice.voice, encoder, opens_turn=True)
     # The first chunk is made before the headers go out, so a synthesis
     # failure can still be reported with a proper status.
     step = await in_worker(state.executor, source.next_encoded)

@@ -10,7 +10,9 @@ Per connection two tasks run on the server's event loop:
   block the loop), each chunk encoded there too (codec formats: its first
   250 ms in a step of its own, see :class:`.synthesis.ChunkSource`), and
   sent as soon as it is ready, so the first audio leaves after the first
-  chunk.
+  chunk. The first segment of a turn (the session's first, or the first
+  after a flush or reset) starts just before its first sound: the engine's
+  lead-in silence is cut (:mod:`.joins`), since the listener is waiting.
 
 Ordering guarantees (PROTOCOL.md §1.5): an acknowledgement is queued behind
 the segments it covers, so ``flush_complete`` follows all audio of its flush;
@@ -91,6 +93,7 @@ class _Segment:
     text: str
     turn: int  # segments of one turn go between two flushes/resets
     continues: bool = False  # carries on a sentence the previous segment began
+    opens_turn: bool = False  # the turn's first segment: its audio starts at the first sound
     cancelled: bool = False  # set by a reset
     stopped: Optional[asyncio.Future[None]] = None  # done once cancelled, while spoken
 
@@ -242,6 +245,7 @@ class SpeechSession:
         self._queued_chars = 0
         self._turn = 0  # bumped by flush and reset (see _Segment.turn)
         self._open_sentence = False  # the last segment queued this turn ended mid-sentence
+        self._opened_turn = -1  # the last turn a segment was queued for
         self._speaking: Optional[_Segment] = None  # the segment being synthesized
         self._finished = False  # finish/eof received
         self._closing = False  # the speaker (or an error) is closing the socket
@@ -336,7 +340,8 @@ class SpeechSession:
     def _queue_segments(self, segments: Sequence[str]) -> None:
         for text in segments:
             self._queued_chars += len(text)
-            self._put(_Segment(text, self._turn, continues=self._open_sentence))
+            opens, self._opened_turn = self._opened_turn != self._turn, self._turn
+            self._put(_Segment(text, self._turn, continues=self._open_sentence, opens_turn=opens))
             self._open_sentence = not has_sentence_mark(text.split()[-1])
 
     def _check_backlog(self) -> None:
@@ -404,7 +409,7 @@ class SpeechSession:
     async def _speak_segment(self, segment: _Segment) -> None:
         self._state.characters += len(segment.text)
         source = ChunkSource(self._engine, segment.text, self._voice, self._encoder,
-                             continues=segment.continues)
+                             continues=segment.continues, opens_turn=segment.opens_turn)
         segment.stopped = asyncio.get_running_loop().create_future()
         self._speaking = segment
         try:

@@ -42,11 +42,13 @@ class ChunkSource:
     """
 
     def __init__(self, engine: Engine, text: str, voice: str, encoder: Encoder,
-                 continues: bool = False) -> None:
+                 continues: bool = False, opens_turn: bool = False) -> None:
         """``continues``: ``text`` carries on a sentence the previous piece began
-        (its padding at the join is trimmed, see :mod:`.joins`)."""
+        (its padding at the join is trimmed); ``opens_turn``: its audio is the
+        first of a turn (it starts just before its first sound). See :mod:`.joins`."""
         self._engine = engine
         self._continues = continues
+        self._opens_turn = opens_turn
         self._text = text
         self._voice = voice
         self._encoder = encoder
@@ -103,7 +105,7 @@ class ChunkSource:
         if self._abandoned:
             return None
         if self._chunks is None:
-            self._chunks = speak(self._engine, self._text, self._voice, self._continues)
+            self._chunks = speak(self._engine, self._text, self._voice, self._continues, self._opens_turn)
         chunk = next(self._chunks, None)
         if chunk is None or not self._claim_encoder():
             return None
@@ -118,26 +120,29 @@ class ChunkSource:
             self._encoding = False
 
 
-def speak(engine: Engine, text: str, voice: str, continues: bool = False) -> Iterator[SpeechChunk]:
+def speak(engine: Engine, text: str, voice: str, continues: bool = False,
+          opens_turn: bool = False) -> Iterator[SpeechChunk]:
     """Return ``engine``'s chunks for ``text``, ready to send.
 
     The text is normalised first (:mod:`.textnorm`: numbers and symbols as
-    words, timings kept on the client's words), then mid-sentence joins are
+    words, timings kept on the client's words), then the padding at
+    mid-sentence joins and, with ``opens_turn``, before the first sound is
     trimmed (:mod:`.joins`). Blocks (lazily, per chunk) while the engine runs.
     """
     chunks = speak_normalized(lambda spoken: engine.synthesize(spoken, voice), text, engine.sample_rate)
-    return join_chunks(chunks, engine.name, engine.sample_rate, continues)
+    return join_chunks(chunks, engine.name, engine.sample_rate, continues, opens_turn)
 
 
 def synthesize_all(engine: Engine, text: str, voice: str,
                    encoder: Encoder) -> Tuple[bytes, List[Dict[str, Any]]]:
     """Return the whole encoded audio and word timings counted from its start.
 
+    The audio starts just before its first sound, as a streamed turn does.
     Blocks for the full synthesis; finishes ``encoder``.
     """
     timeline = Timeline(cumulative=True)
     parts: List[bytes] = []
-    for chunk in speak(engine, text, voice):
+    for chunk in speak(engine, text, voice, opens_turn=True):
         timeline.add(chunk, encoder.position_seconds)
         parts.append(encoder.encode(chunk.pcm))
     parts.append(encoder.finish())
