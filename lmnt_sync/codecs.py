@@ -506,6 +506,11 @@ class _Framed(_Sink):
             # delay + every sample fed so far: account the difference as padding.
             self._ctx = self._open()
             self.padded += self.decoded - self._pts
+            # Count the fresh encoder's input from where its audio starts, so
+            # the next drain adds only what that drain shifts (adding
+            # ``decoded - pts`` against the old count again would repeat every
+            # earlier shift, and word timings would drift a turn at a time).
+            self._pts = self._real = self._covered = self.decoded
         return out
 
     def finish(self) -> bytes:

@@ -277,3 +277,30 @@ def test_format_lists_match_the_protocol():
     assert codecs.STREAMING_FORMATS == ("mp3", "pcm_s16le", "pcm_f32le", "ulaw", "webm")
     assert codecs.REST_FORMATS[-2:] == ("wav", "aac")
     assert codecs.SAMPLE_RATES == (8000, 16000, 24000)
+
+
+@pytest.mark.parametrize("fmt", STREAMING_FORMATS)
+@pytest.mark.parametrize("rate", SAMPLE_RATES)
+def test_position_stays_true_over_many_drains(fmt, rate):
+    """Word timings are placed with ``position_seconds``: after a dozen turns
+    (a drain each, as the server drains at every flush) a burst still sounds
+    where the encoder said it would, within 5 ms."""
+    burst = sine(rate, 0.2)
+    rng = np.random.default_rng(7)
+    enc = Encoder(fmt, rate, rate)
+    out, expected = [], []
+    for _ in range(12):
+        out.append(enc.encode(np.zeros(int(rate * rng.uniform(0.05, 0.3)), "<i2").tobytes()))
+        expected.append(enc.position_seconds)
+        out.append(enc.encode(burst.tobytes()))
+        out.append(enc.drain())
+    out.append(enc.finish())
+    samples, out_rate = decode(b"".join(out), fmt, rate)
+    loud = np.abs(samples) > 0.1 * AMPLITUDE
+    onsets = []
+    for at in expected:  # the first loud sample near where the burst should be
+        lo = max(0, int((at - 0.05) * out_rate))
+        hits = np.flatnonzero(loud[lo:int((at + 0.1) * out_rate)])
+        onsets.append((lo + hits[0]) / out_rate if len(hits) else float("nan"))
+    errors = [round(float(o - e) * 1000, 1) for o, e in zip(onsets, expected)]
+    assert all(abs(err) <= 5 for err in errors), f"burst onset minus position, ms, turn by turn: {errors}"
