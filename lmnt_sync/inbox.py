@@ -90,6 +90,17 @@ class Inbox:
         with self._not_empty:
             self._not_empty.notify_all()
 
+    def taken_locked(self) -> bool:
+        """True (lock held) if every message has been taken and a ``get`` waits for the next one.
+
+        A message ``get`` returned may still be in its caller's hands; once
+        that caller waits again, it is done with it. The end marker counts
+        as taken: whoever gets it returns without waiting.
+        """
+        if any(item[0] == MESSAGE for item in self._items):
+            return False
+        return self.getters > 0 or bool(self._items) or self._abandoned
+
     def drop_stale(self, epoch: int) -> None:
         """Drop held messages older than reset ``epoch``, and any that arrive later.
 

@@ -401,6 +401,26 @@ class StreamingConnection:
                 return None
             raise _fresh_error(item[1] if item[0] == ERROR else state.error)
 
+    def wait_taken(self, timeout: Optional[float] = None) -> None:
+        """Block until every message received so far has been taken by ``recv()``
+        (or iteration) in another thread, and that thread waits for the next one.
+
+        For a consumer thread's owner, e.g. ``Player.wait_idle()``: after
+        ``flush(wait=True)`` all of a turn's audio has arrived, and after this
+        it has also left the session for the consumer. Returns at once once
+        the session has ended or is closed. Never sends or reads.
+
+        Raises:
+            TimeoutError: not so within ``timeout`` seconds (None: no limit).
+        """
+        state = self._state
+        deadline = Deadline(timeout)
+        with state.changed:  # a get() that starts waiting notifies it (the inbox's on_wait)
+            while not (state.inbox.taken_locked() or state.ended or state.closing or self._closed_locally):
+                if deadline.expired():
+                    raise deadline.error("wait_taken()")
+                _wait(state.changed, deadline.remaining())
+
     def wake(self) -> None:
         """Make threads waiting in ``recv(cancelled=...)`` check their ``cancelled`` now; never blocks long."""
         with self._relink_lock:

@@ -121,6 +121,53 @@ def test_interrupt_silences_drops_and_resets_the_session(speech, audio_out):
     assert len(final) < 4 * BYTES_PER_SECOND, "the interrupted text was played anyway"
 
 
+class SlowHandOver:
+    """A session whose messages reach the player's feed thread only once someone asks
+    ``wait_taken()``: the slowest hand-over a busy machine can give, made deterministic."""
+
+    def __init__(self, conn, received):
+        self._conn, self._received = conn, received
+        self._gate = threading.Event()
+
+    def recv(self, timeout=None, *, cancelled=None):
+        message = self._conn.recv(timeout, cancelled=cancelled)
+        self._received += message["audio"]
+        self._gate.wait(60)  # bounded: before the fix nobody opened it
+        return message
+
+    def reset(self):
+        self._conn.reset()
+
+    def wake(self):
+        self._conn.wake()
+
+    def wait_taken(self, timeout=None):
+        self._gate.set()
+        self._conn.wait_taken(timeout)
+
+    def open(self):
+        self._gate.set()
+
+
+def test_wait_idle_after_flush_wait_hears_the_whole_turn_however_slow_the_hand_over(speech, audio_out):
+    """flush(wait=True) returns once the turn's audio has arrived, not once the player's feed
+    thread has taken it: wait_idle() must not take a quiet device for the end of the turn."""
+    received = bytearray()
+    with pcm_session(speech) as conn, Player(RATE) as player:
+        slow = SlowHandOver(conn, received)
+        player.play(slow)
+        conn.append_text(TEXT)
+        conn.flush(wait=True, timeout=30)
+        try:
+            player.wait_idle(timeout=30)
+            played = audio_out.played()
+        finally:
+            slow.open()
+        conn.finish()
+    assert len(received) > BYTES_PER_SECOND
+    assert_played_exactly(played, bytes(received))
+
+
 def test_interrupt_abandons_a_plain_iterable(audio_out):
     """A plain iterable source is dropped on interrupt(); the player stays usable."""
     tone = b"\x10\x20" * RATE  # one second

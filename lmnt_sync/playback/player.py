@@ -186,7 +186,19 @@ class Player:
         Raises:
             TimeoutError, LmntError: as ``wait()``.
         """
-        self._wait_until(lambda now: self._quiet(now), timeout, "Player.wait_idle()")
+        deadline = Deadline(timeout)
+        with self._cond:
+            conn = self._current
+        wait_taken = getattr(conn, "wait_taken", None)
+        if callable(wait_taken):
+            # flush(wait=True) returns once the audio has arrived; the feed
+            # thread may not have taken it from the session yet, and the
+            # player, having heard nothing new for ``preroll``, would look done.
+            try:
+                wait_taken(deadline.remaining())
+            except LmntTimeoutError:
+                raise deadline.error("Player.wait_idle()") from None
+        self._wait_until(lambda now: self._quiet(now), deadline.remaining(), "Player.wait_idle()")
 
     def interrupt(self, timeout: float = 1.0) -> None:
         """Barge-in: silence now, drop queued audio, reset the session's buffer.
