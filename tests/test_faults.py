@@ -2,6 +2,7 @@
 import gc
 import os
 import re
+import select
 import signal
 import threading
 import time
@@ -51,11 +52,15 @@ def test_keepalive_detects_a_dead_peer(via_proxy, proxy):
 
 @pytest.fixture(scope="module")
 def pinging_server(no_leaks_after_suite):
-    """A real local server that pings every websocket every 0.5 s (and drops it 0.25 s after an unanswered one)."""
+    """A real local server that pings a websocket quiet for 2 s (and drops it 1 s after an unanswered ping).
+
+    A second to answer: a busy machine can hold a client's thread off the CPU for a good
+    fraction of one.
+    """
     from lmnt_sync.server import LocalServer
     from lmnt_sync.server.state import Limits
 
-    with LocalServer(engine="synthetic", limits=Limits(ping_interval=0.5)) as srv:
+    with LocalServer(engine="synthetic", limits=Limits(ping_interval=2.0)) as srv:
         yield srv
 
 
@@ -64,10 +69,13 @@ def test_server_pings_are_answered_and_do_not_end_the_session(pinging_server):
     with Speech(api_key=pinging_server.api_key, base_url=pinging_server.url) as speech:
         with speech.synthesize_streaming("lily", format="pcm_s16le", ping_interval=None) as conn:
             conn.wait_ready(timeout=10)
+            state = conn._state
             with pytest.raises(LmntTimeoutError):
-                conn.recv(timeout=1.2)  # pings come and go while this caller waits
-            time.sleep(1.2)  # and more with nobody waiting: the receiver thread answers them
-            conn.append_text("Still here after a second of pings.")
+                conn.recv(timeout=2.5)  # a ping comes while this caller waits
+            for _ in range(2):  # and two more with nobody waiting: the receiver thread answers them
+                heard = state.last_heard  # every frame, a ping too, moves it
+                assert wait_until(lambda: state.last_heard > heard, timeout=20)  # noqa: B023 - called at once
+            conn.append_text("Still here after a few pings.")
             conn.finish()
             audio = b"".join(message["audio"] for message in conn)
     assert len(audio) > 0
@@ -79,9 +87,10 @@ def test_server_drops_a_client_that_never_answers_its_pings(pinging_server):
 
     from server_kit import close, connect, current_init
 
-    ws = connect(pinging_server, current_init(pinging_server), timeout=5)
+    ws = connect(pinging_server, current_init(pinging_server), timeout=10)
     try:
-        time.sleep(1.0)  # pings go unanswered: nothing reads this socket
+        # Nothing reads this socket (reading would answer the ping) until the server has hung up.
+        assert wait_until(lambda: _peer_hung_up(ws.sock), timeout=30)
         with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
             while True:  # ready and pings may come first; then the server's close and the end
                 opcode, _ = ws.recv_data(control_frame=True)
@@ -89,6 +98,13 @@ def test_server_drops_a_client_that_never_answers_its_pings(pinging_server):
                     ws.recv_data()
     finally:
         close(ws)
+
+
+def _peer_hung_up(sock) -> bool:
+    """True once the peer has shut its side (its FIN arrived), without reading anything (Linux)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLRDHUP)
+    return any(events & (select.POLLRDHUP | select.POLLHUP) for _, events in poller.poll(0))
 
 
 def test_connection_dropped_without_close_frame(via_proxy, proxy):
