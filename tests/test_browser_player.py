@@ -154,12 +154,13 @@ def test_notebook_cell_plays_in_the_page_highlights_words_and_stop_resets(lab, s
     wall = (first["lastHeard"]["wall"] - first["firstAudio"]["wall"]) / 1000
     assert audio > 2.0 and 0.75 < audio / wall < 1.33, f"{audio:.2f} s of audio clock in {wall:.2f} s"
 
-    # Words lit up in spoken order, each once its first frame had been heard: their timings reached
-    # the page before the words were heard, and the page lit them on its next ticks (the median lag
-    # is checked, as one late timer on a loaded machine says nothing about the player).
+    # Words lit up in spoken order, each once its first frame had been heard and its timing had
+    # arrived, and the page lit them on its next ticks (the median lag is checked, as one late timer
+    # on a loaded machine says nothing about the player). A timing may arrive a little after its
+    # word began to sound: a busy page can start the audio before it reads the timings frame.
     words = first["highlighted"]
     assert [w["text"] for w in words] == TEXT1.split()
-    assert all(w["arrivedAt"] <= w["at"] <= w["heardAt"] for w in words), words
+    assert all(w["at"] <= w["heardAt"] and w["arrivedAt"] <= w["heardAt"] for w in words), words
     assert [w["at"] for w in words] == sorted(w["at"] for w in words)
     lags = sorted(w["heardAt"] - w["at"] for w in words)
     assert lags[len(lags) // 2] < 0.25 * RATE, f"highlight lags (frames): {lags}"
