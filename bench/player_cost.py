@@ -4,8 +4,8 @@
                                 [--compare TREE | --compare-rev REV]
 
 Run from the repository root (prints Markdown). 3 rounds take about 3.5
-minutes for ``--only playing`` (4.5 with ``--compare``) and 5 for ``--only
-idle`` (6 with ``--compare``); without ``--only``, both.
+minutes for ``--only playing`` (4.5 with ``--compare``) and about 6 for
+``--only idle`` (7 with ``--compare``); without ``--only``, both.
 
 Every client runs in a process of its own against ``bench/server_proc.py
 --engine synthetic`` (instant tone-burst speech, its own process too), and
