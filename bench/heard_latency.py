@@ -2,8 +2,8 @@
 
     python bench/heard_latency.py [--rounds 5] [--compare TREE | --compare-rev REV] [--json FILE]
 
-Run from the repository root (5 rounds: about 5 minutes with a compared
-server, half that without; prints Markdown).
+Run from the repository root (5 rounds: about 3 minutes, twice that with a
+compared server; prints Markdown).
 
 Servers: ``bench/server_proc.py`` in its own process with every engine
 loaded, from this tree and, with ``--compare``, from another checkout (a
@@ -14,10 +14,13 @@ Clients, one at a time in this process, both playing through the tests'
 real-time audio path into a private PulseAudio null sink whose monitor is
 recorded (``sink_clock.py``):
 
-* ``Player``: one ``lmnt_sync.Player(24000)`` (defaults) for the whole run;
-  per session ``Speech.synthesize_streaming(voice, format="pcm_s16le",
+* ``Player``: one ``lmnt_sync.Player(24000, close_device_after=None)``
+  (otherwise defaults; its device stays open) for the whole run; per session
+  ``Speech.synthesize_streaming(voice, format="pcm_s16le",
   sample_rate=24000, return_extras=True)`` given to ``player.play``; ``append_text`` then
   ``flush()``.
+* ``Player, reopening``: the same with ``close_device_after=0``: the device
+  is closed as soon as a turn has been heard, so every turn reopens it.
 * ``minimal``: ``minimal_loop.py``: websocket-client in this thread writing
   each audio frame straight into one blocking pyaudio stream (pyaudio's
   defaults: PortAudio chooses the buffer size) opened for the whole run.
@@ -70,7 +73,9 @@ from stats import percentile  # noqa: E402
 __all__ = ["main"]
 
 VOICES = {"lily": "hibari", "joe": "piper"}
-CLIENTS = ("Player", "minimal")
+#: Player clients -> close_device_after
+PLAYERS = {"Player": None, "Player, reopening": 0.0}
+CLIENTS = (*PLAYERS, "minimal")
 TEXTS = [
     ("Seven green apples fell from the tree.", "Happy birthday to you, my friend."),
     ("Thanks for waiting, here is the answer.", "She sells sea shells by the shore."),
@@ -141,7 +146,8 @@ def run(servers: Dict[str, Dict[str, Any]], rounds: int) -> List[Dict[str, Any]]
 
     from lmnt_sync import Player
 
-    player = Player(RATE)  # silences ALSA's and JACK's complaints itself
+    # Players silence ALSA's and JACK's complaints themselves.
+    players = {name: Player(RATE, close_device_after=after) for name, after in PLAYERS.items()}
     with native_stderr_silenced():  # ALSA and JACK list every device they cannot open
         pa = pyaudio.PyAudio()
         stream = minimal_loop.open_stream(pa, RATE)
@@ -153,8 +159,8 @@ def run(servers: Dict[str, Dict[str, Any]], rounds: int) -> List[Dict[str, Any]]
             shift = round_no % len(combos)
             for server, voice, client in combos[shift:] + combos[:shift]:
                 info = servers[server]
-                if client == "Player":
-                    got = player_session(player, info, voice, texts)
+                if client in players:
+                    got = player_session(players[client], info, voice, texts)
                 else:
                     got = minimal_session(stream, info, voice, texts)
                 for number, turn in enumerate(got, 1):
@@ -162,7 +168,8 @@ def run(servers: Dict[str, Dict[str, Any]], rounds: int) -> List[Dict[str, Any]]
                     turns.append(turn)
                 print(f"round {round_no + 1}: {server} {voice} {client}", file=sys.stderr, flush=True)
     finally:
-        player.close()
+        for player in players.values():
+            player.close()
         stream.close()
         pa.terminate()
     return turns

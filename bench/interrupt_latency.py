@@ -357,7 +357,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             methods["pyaudio abort"] = BlockingMethod(pa, pcm, "abort")
             methods["pyaudio stop_stream"] = BlockingMethod(pa, pcm, "stop")
             methods["pyaudio callback abort"] = CallbackMethod(pa, pcm)
-        calls, streams = run_trials(methods, Sounding(out.path), args.trials, random.Random(seed), env)
+        calls, streams = run_trials(methods, Sounding(out), args.trials, random.Random(seed), env)
         sink_line = re.search(r"Latency: .*", PulseSink._pactl(env, "list", "sinks"))
         audio, stamps = recorder.stop()
     finally:

@@ -4,8 +4,8 @@
                                 [--compare TREE | --compare-rev REV]
 
 Run from the repository root (prints Markdown). 3 rounds take about 3.5
-minutes for ``--only playing`` (4.5 with ``--compare``) and 5 for ``--only
-idle`` (6 with ``--compare``); without ``--only``, both.
+minutes for ``--only playing`` (4.5 with ``--compare``) and about 6 for
+``--only idle`` (7 with ``--compare``); without ``--only``, both.
 
 Every client runs in a process of its own against ``bench/server_proc.py
 --engine synthetic`` (instant tone-burst speech, its own process too), and
@@ -30,7 +30,9 @@ tables show medians.
   defaults (buffer size unspecified: PortAudio chooses), with the Player's
   240 frames (10 ms) and with 1024 (43 ms).
 * **Idle** (``--window`` seconds, scaled to a minute): ``Player`` playing an
-  open session nobody speaks on; an lmnt_sync session iterated by a thread;
+  open session nobody speaks on, measured once it has closed its idle device
+  (``close_device_after``, default), and with ``close_device_after=None`` (the
+  device kept open); an lmnt_sync session iterated by a thread;
   the official SDK (lmnt 2.x) iterating (``idle_cost.py``'s clients); and a
   pyaudio output stream opened and not started, as a Player holds one (the
   floor of keeping a device open: PulseAudio's ALSA plugin runs a thread).
@@ -71,7 +73,7 @@ SENTENCE = "The player keeps playing while this sentence is spoken again. "
 #: name -> Player block seconds, or the minimal loop's frames per buffer (None: pyaudio's default)
 PLAYING = {"Player": 0.01, "Player, 40 ms blocks": 0.04, "minimal": None,
            "minimal, 10 ms buffers": 240, "minimal, 43 ms buffers": 1024}
-IDLE = ("iterating", "sdk", "Player", "pyaudio stream")
+IDLE = ("iterating", "sdk", "Player", "Player, device kept open", "pyaudio stream")
 
 
 def text_for(seconds: float) -> str:
@@ -144,20 +146,48 @@ def idle_stream_child() -> None:
     pa.terminate()
 
 
-def idle_player_child(url: str, key: str) -> None:
-    """A Player playing an open session on which nothing is said; idle until stdin closes."""
+def idle_player_child(url: str, key: str, keep_open: bool) -> None:
+    """A Player playing an open session on which nothing is said; idle until stdin closes.
+
+    Says "idle" once the Player has closed its idle device (``close_device_after``,
+    its default), or at once with ``keep_open`` (None: the device stays open) and
+    with a Player that predates the option (``--compare``).
+    """
+    import inspect
+
     from lmnt_sync import Player, Speech
 
     speech = Speech(api_key=key, base_url=url)
     conn = speech.synthesize_streaming(VOICE, format="pcm_s16le", sample_rate=RATE)
-    player = Player(RATE)
+    closes = inspect.signature(Player).parameters.get("close_device_after")
+    player = Player(RATE, close_device_after=None) if keep_open else Player(RATE)
     player.play(conn)
     conn.wait_ready(10)
+    if closes is not None and not keep_open:
+        _wait_for_the_stream_to_close(closes.default + 30)
     print("idle", flush=True)
     sys.stdin.read()
     player.close()
     conn.close()
     speech.close()
+
+
+def _wait_for_the_stream_to_close(timeout: float) -> None:
+    """Until PulseAudio's ALSA plugin thread (``threaded-ml``), which lives while a stream is open, has ended."""
+    def open_stream() -> bool:
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                if Path(task, "comm").read_text().strip() == "threaded-ml":
+                    return True
+            except FileNotFoundError:  # that thread has just ended
+                pass
+        return False
+
+    deadline = time.monotonic() + timeout
+    while open_stream():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the idle Player's device was still open after {timeout:g} s")
+        time.sleep(0.05)
 
 
 # -- the parent -------------------------------------------------------------------
@@ -273,8 +303,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         play_child(*args.play)
         return 0
     if args.child:
-        if args.child[0] == "Player":
-            idle_player_child(*args.child[1:])
+        if args.child[0].startswith("Player"):
+            idle_player_child(*args.child[1:], keep_open=args.child[0] == "Player, device kept open")
         elif args.child[0] == "pyaudio stream":
             idle_stream_child()
         else:

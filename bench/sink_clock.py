@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -78,8 +78,8 @@ def open_sink(folder: Path) -> Tuple[object, object, Dict[str, str]]:
     """Start the sink; point this process's ALSA default device at it.
 
     Must run before PortAudio starts in this process. Returns ``(sink,
-    out, env)``: ``sink.stop()`` ends it, ``out.path`` is the ALSA file
-    plugin's recording of every byte written to the device, ``env`` is the
+    out, env)``: ``sink.stop()`` ends it, ``out.files()`` are the ALSA file
+    plugin's recordings of every byte written to the device, ``env`` is the
     environment of a PulseAudio client (pactl, parec) of this sink.
     """
     from playkit import AudioOut, PulseSink
@@ -105,14 +105,15 @@ def play_time(t0: float, sample: int) -> float:
 
 
 class Sounding:
-    """Waits until the ALSA file plugin has written to its file since the last ``mark``.
+    """Waits until the ALSA file plugin has written to a recording since the last ``mark``.
 
-    Every stream opens the file with its own offset, so its size says little;
-    its modification time changes on every write (idle streams write nothing).
+    Every opening of the device records into a file of its own (``out.files()``),
+    so the newest modification time among them says when audio was last written
+    (idle streams write nothing).
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path, self.stamp = path, 0
+    def __init__(self, out: Any) -> None:
+        self.out, self.stamp = out, 0
 
     def mark(self) -> None:
         self.stamp = self._stamp()
@@ -125,7 +126,7 @@ class Sounding:
             time.sleep(0.002)
 
     def _stamp(self) -> int:
-        return self.path.stat().st_mtime_ns if self.path.exists() else 0
+        return max((path.stat().st_mtime_ns for path in self.out.files()), default=0)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ PortAudio opens ALSA's ``default`` device. Tests point ALSA (through the
 ``ALSA_CONFIG_PATH`` variable, read whenever PortAudio starts) at a config
 whose default device is ALSA's ``file`` plugin: it records every byte the
 player writes into a raw file and passes the audio on to a slave device.
+With ``truncate false`` the plugin never overwrites a recording: each opening of the
+device (a Player reopens it after an idle pause) records into a new file, ``played.raw``
+then ``played.raw.0001``, ``.0002``, ...; ``AudioOut.played()`` joins them in order.
 The slave is a PulseAudio *null sink* in a private daemon, because it
 consumes audio in real time like a sound card: ALSA's own ``null`` device
 swallows everything at once, so playback would take no time and word
@@ -64,6 +67,10 @@ class PulseSink:
         return dict(os.environ, HOME=str(self.folder), PULSE_RUNTIME_PATH=str(self.folder / "run"),
                     PULSE_CLIENTCONFIG=str(self.client_conf), PULSE_SERVER=f"unix:{self.socket}")
 
+    def clients_of(self, pid: int) -> int:
+        """How many connections process ``pid`` has open to the daemon (one per open ALSA stream)."""
+        return self._pactl(self.env(), "list", "clients").count(f'application.process.id = "{pid}"')
+
     def _sink_latency_us(self, env) -> float:
         """The sink's current latency; it stays near 2 s until its first long render period ends."""
         match = re.search(r"Latency: (\d+) usec", self._pactl(env, "list", "sinks"))
@@ -113,6 +120,7 @@ class AudioOut:
             '  slave.pcm "lmntsink"\n'
             f'  file "{self.path}"\n'
             '  format "raw"\n'
+            "  truncate false\n"  # a reopened device records into a new file (see the module docstring)
             "}\n"
             f'pcm.lmntsink {{ type pulse; server "unix:{sink.socket}" }}\n'
             f'ctl.!default {{ type pulse; server "unix:{sink.socket}" }}\n'
@@ -125,9 +133,17 @@ class AudioOut:
             "JACK_NO_START_SERVER": "1",  # PortAudio probes JACK too; never start one
         }
 
+    def files(self) -> list:
+        """The recordings so far, one per opening of the device, oldest first."""
+        return sorted(self.path.parent.glob(self.path.name + "*"))  # "played.raw" sorts before "played.raw.0001"
+
     def played(self) -> bytes:
-        """Return every byte written to the device so far."""
-        return self.path.read_bytes() if self.path.exists() else b""
+        """Return every byte written to the device so far, across its openings."""
+        return b"".join(path.read_bytes() for path in self.files())
+
+    def size(self) -> int:
+        """Bytes written to the device so far (a cheaper ``len(played())``)."""
+        return sum(path.stat().st_size for path in self.files())
 
 
 def assert_played_exactly(played: bytes, pcm: bytes) -> None:

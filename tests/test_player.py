@@ -1,4 +1,5 @@
 """Player: real playback through pyaudio into a recording, real-time ALSA device (see playkit)."""
+import os
 import sys
 import threading
 import time
@@ -6,10 +7,10 @@ import time
 import pytest
 
 from conftest import our_threads, socket_inodes, wait_until
-from lmnt_sync import MissingDependencyError, PlaybackError
+from lmnt_sync import ConfigurationError, MissingDependencyError, PlaybackError
 from lmnt_sync.playback.callbacks import MainThreadExecutor
 from lmnt_sync.playback.player import Player
-from playkit import RATE, assert_played_exactly, noise
+from playkit import RATE, AudioOut, PulseSink, assert_played_exactly, noise
 
 BYTES_PER_SECOND = 2 * RATE
 TEXT = "Hello there world, this is a test of live playback."
@@ -54,8 +55,8 @@ def audio_position(seconds):
 
 
 def device_bytes(audio_out):
-    """Bytes written to the device so far (the recording's size)."""
-    return audio_out.path.stat().st_size if audio_out.path.exists() else 0
+    """Bytes written to the device so far (the recordings' size)."""
+    return audio_out.size()
 
 
 def test_words_fire_in_order_when_heard(speech, audio_out):
@@ -121,18 +122,16 @@ def test_interrupt_silences_drops_and_resets_the_session(speech, audio_out):
     assert len(final) < 4 * BYTES_PER_SECOND, "the interrupted text was played anyway"
 
 
-class SlowHandOver:
-    """A session whose messages reach the player's feed thread only once someone asks
-    ``wait_taken()``: the slowest hand-over a busy machine can give, made deterministic."""
+class Recording:
+    """A session played as the player plays a session (recv, reset, wake, wait_taken), keeping a
+    copy of the audio the player takes in ``received``."""
 
     def __init__(self, conn, received):
         self._conn, self._received = conn, received
-        self._gate = threading.Event()
 
     def recv(self, timeout=None, *, cancelled=None):
         message = self._conn.recv(timeout, cancelled=cancelled)
         self._received += message["audio"]
-        self._gate.wait(60)  # bounded: before the fix nobody opened it
         return message
 
     def reset(self):
@@ -142,8 +141,25 @@ class SlowHandOver:
         self._conn.wake()
 
     def wait_taken(self, timeout=None):
-        self._gate.set()
         self._conn.wait_taken(timeout)
+
+
+class SlowHandOver(Recording):
+    """A session whose messages reach the player's feed thread only once someone asks
+    ``wait_taken()``: the slowest hand-over a busy machine can give, made deterministic."""
+
+    def __init__(self, conn, received):
+        super().__init__(conn, received)
+        self._gate = threading.Event()
+
+    def recv(self, timeout=None, *, cancelled=None):
+        message = super().recv(timeout, cancelled=cancelled)
+        self._gate.wait(60)  # bounded: before the fix nobody opened it
+        return message
+
+    def wait_taken(self, timeout=None):
+        self._gate.set()
+        super().wait_taken(timeout)
 
     def open(self):
         self._gate.set()
@@ -255,6 +271,127 @@ def test_close_when_done_releases_everything_by_itself(audio_out):
     player.close()
 
 
+def pulse_streams():
+    """PulseAudio client threads (``threaded-ml``) in this process: one per open ALSA stream."""
+    count = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as comm:
+                count += comm.read().strip() == "threaded-ml"
+        except FileNotFoundError:  # that thread has just ended
+            pass
+    return count
+
+
+def recordings(audio_out):
+    """What each opening of the device recorded, leaving out empty ones: with close_device_after=0
+    the stream the constructor opened can close before the first write reaches it."""
+    return [data for data in (path.read_bytes() for path in audio_out.files()) if data]
+
+
+def device_closed(sink):
+    """Wait until this process has no stream open (its own threads, then the sink's clients)."""
+    return wait_until(lambda: pulse_streams() == 0, timeout=30) and sink.clients_of(os.getpid()) == 0
+
+
+def test_an_idle_device_is_closed_and_reopened_for_the_next_turn(speech, audio_out, pulse_sink):
+    """Idle for close_device_after (its default), the player closes its stream; the next turn
+    reopens it. Each opening of the device records a file of its own: the first holds the first
+    turn exactly, the second the second, and the second turn's words fire once their audio (after
+    the reopen) has reached the device."""
+    received, heard = bytearray(), []
+    with pcm_session(speech, return_extras=True) as conn, \
+            Player(RATE, on_word=lambda w: heard.append((device_bytes(audio_out), w))) as player:
+        player.play(Recording(conn, received))
+        conn.append_text("One two three. ")
+        conn.flush(wait=True, timeout=30)
+        player.wait_idle(timeout=30)
+        first = bytes(received)
+        assert device_closed(pulse_sink), "the idle player kept its device open"
+        conn.append_text("Four five.")
+        conn.flush(wait=True, timeout=30)
+        player.wait_idle(timeout=30)
+        second = bytes(received[len(first):])
+        assert pulse_streams() == 1  # reopened, and kept open for the next turn
+        conn.finish()
+    files = audio_out.files()
+    assert len(files) == 2, f"{len(files)} openings of the device recorded"
+    assert_played_exactly(files[0].read_bytes(), first)
+    assert_played_exactly(files[1].read_bytes(), second)
+    assert [w["text"] for _, w in heard] == ["One", "two", "three.", "Four", "five."]
+    reopened_at = files[0].stat().st_size  # the second turn's audio starts the second recording
+    for index, (reached, word) in enumerate(heard):
+        offset = reopened_at if index >= 3 else 0
+        assert reached >= offset + audio_position(word["start"]), f"{word['text']!r} fired before its audio"
+
+
+def test_interrupt_and_close_with_the_device_closed_leave_nothing_behind(audio_out, pulse_sink):
+    """With close_device_after=0 the stream closes as soon as the device is idle: after a drain
+    and after an interrupt. interrupt() and close() while it is closed return, and leave no
+    thread, stream or socket behind; audio written after each is played from a reopened device."""
+    before = socket_inodes()
+    tone, long_tone = b"\x11\x22" * (RATE // 4), b"\x33\x44" * (RATE * 5)
+    player = Player(RATE, close_device_after=0)
+    try:
+        player.write(tone)
+        player.wait(timeout=10)
+        assert device_closed(pulse_sink)
+        player.interrupt()  # nothing plays: returns at once
+        first_turn = device_bytes(audio_out)
+        player.write(long_tone)
+        assert wait_until(lambda: device_bytes(audio_out) > first_turn + 0.3 * BYTES_PER_SECOND, timeout=10)
+        player.interrupt()
+        player.wait(timeout=5)
+        assert device_closed(pulse_sink), "the device stayed open after interrupt()"
+        player.interrupt()
+        player.write(tone)
+        player.wait(timeout=10)
+        assert device_closed(pulse_sink)
+    finally:
+        player.close()
+    assert player.closed and not player_threads() and pulse_streams() == 0
+    assert wait_until(lambda: socket_inodes() <= before, timeout=5)
+    files = recordings(audio_out)
+    assert len(files) == 3, f"{len(files)} openings of the device recorded"
+    assert_played_exactly(files[0], tone)
+    cut = files[1].strip(b"\x00")
+    assert 0.3 * BYTES_PER_SECOND < len(cut) < len(long_tone) and long_tone.startswith(cut)
+    assert_played_exactly(files[2], tone)
+
+
+def test_a_device_gone_while_closed_surfaces_as_playback_error(tmp_path, monkeypatch):
+    """The sound server goes away while the idle player's stream is closed: the next audio's
+    reopen fails, and wait() raises PlaybackError; close() leaves no thread behind."""
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    sink = PulseSink(folder).start()  # a sink of its own, for this test to stop
+    try:
+        for name, value in AudioOut(sink, tmp_path).env.items():
+            monkeypatch.setenv(name, value)
+        player = Player(RATE, close_device_after=0)
+        try:
+            player.write(b"\x11\x22" * (RATE // 4))
+            player.wait(timeout=10)
+            assert device_closed(sink)
+            sink.stop()
+            player.write(b"\x11\x22" * (RATE // 4))
+            with pytest.raises(PlaybackError, match="could not open the audio output device"):
+                player.wait(timeout=10)
+        finally:
+            player.close()
+        assert player.closed and not player_threads()
+    finally:
+        sink.stop()
+
+
+@pytest.mark.parametrize("value", [-1, float("inf"), float("nan"), "5", True])
+def test_close_device_after_must_be_none_or_seconds(audio_out, value):
+    """A bad close_device_after raises ConfigurationError naming it, before any device opens."""
+    with pytest.raises(ConfigurationError, match="close_device_after"):
+        Player(RATE, close_device_after=value)
+    assert not player_threads()
+
+
 def test_source_errors_surface_from_wait(speech, audio_out):
     """A session that fails (unknown voice) makes wait() raise the server's error, once."""
     from lmnt_sync import SessionError
@@ -339,28 +476,41 @@ def test_wait_returns_after_the_whole_tail_is_heard(pulse_sink, audio_out, capfd
         f"heard {len(quiet) / RATE * 1000:.1f} ms of the sound's last {len(tail) / RATE * 1000:.0f} ms")
 
 
-PLAY_A_TONE = """
-import math, struct
+PLAY_A_TONE_TWICE = """
+import math, struct, sys
 from lmnt_sync import Player
 tone = b"".join(struct.pack("<h", int(8000 * math.sin(i / 10))) for i in range(12000))
-with Player(24000) as player:
+with Player(24000, close_device_after=0) as player:
     player.write(tone)
     player.wait()
-print("played")
+    print("played", flush=True)
+    sys.stdin.readline()  # the test has seen the device closed
+    player.write(tone)
+    player.wait()
+print("played again")
 """
 
 
-def test_a_player_outside_the_cli_prints_nothing(audio_out):
+def test_a_player_outside_the_cli_prints_nothing(audio_out, pulse_sink):
     """Opening the device in a plain script prints none of ALSA's or JACK's probing noise: the
-    Player itself silences the C libraries while PortAudio starts."""
-    import os
+    Player itself silences the C libraries while PortAudio starts. Reopening the device after an
+    idle pause prints nothing either."""
     import subprocess
 
-    done = subprocess.run([sys.executable, "-c", PLAY_A_TONE], env=dict(os.environ, **audio_out.env),
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and done.stdout == "played\n", done.stderr
-    assert noise(done.stderr) == []
-    assert len(audio_out.played().strip(b"\x00")) > 12000
+    child = subprocess.Popen([sys.executable, "-c", PLAY_A_TONE_TWICE], env=dict(os.environ, **audio_out.env),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "played\n"
+        assert wait_until(lambda: pulse_sink.clients_of(child.pid) == 0, timeout=30), "the device stayed open"
+        out, err = child.communicate("go\n", timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0 and out == "played again\n", err
+    assert noise(err) == []
+    files = recordings(audio_out)
+    assert len(files) == 2 and all(len(data.strip(b"\x00")) > 12000 for data in files)
 
 
 STARVE_THE_OUTPUT_THREAD = """
@@ -387,7 +537,6 @@ print("played")
 def test_an_underrun_while_playing_is_logged_not_printed(audio_out):
     """ALSA reports an underrun during playback through the log (DEBUG, lmnt_sync.playback), not
     as an 'ALSA lib ... underrun occurred' line on the program's stderr."""
-    import os
     import subprocess
 
     done = subprocess.run([sys.executable, "-c", STARVE_THE_OUTPUT_THREAD], env=dict(os.environ, **audio_out.env),

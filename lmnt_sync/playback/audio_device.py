@@ -10,6 +10,12 @@ dozens of them on an ordinary machine; that output (file descriptor 2) is
 discarded for that moment. What ALSA reports later, while playing (an
 underrun), goes to the log (``alsa_errors``). Our own errors are raised, not
 printed.
+
+The stream can be closed while idle (``release``) and is reopened by the
+next ``start``: an open stream costs even when silent (PulseAudio's ALSA
+plugin keeps a thread that wakes ~80 times a minute), a reopen about a
+millisecond. A reopen is not silenced: the probing happened in
+``PyAudio()``, and what ALSA says while opening one stream goes to the log.
 """
 from __future__ import annotations
 
@@ -49,7 +55,7 @@ def load_pyaudio() -> Any:
 
 
 class OutputDevice:
-    """An open (not yet started) PortAudio output stream for PCM.
+    """A PortAudio output stream for PCM, open (not yet started) once constructed.
 
     Args:
         sample_rate: frames per second.
@@ -77,34 +83,63 @@ class OutputDevice:
         pyaudio = load_pyaudio()
         self.frame_bytes = SAMPLE_FORMATS[sample_format][0] * channels
         self._pyaudio = pyaudio
+        self._sample_rate = sample_rate
+        self._stream_args = {  # for pa.open(), at construction and on every reopen
+            "format": getattr(pyaudio, SAMPLE_FORMATS[sample_format][1]), "channels": channels,
+            "rate": sample_rate, "output": True, "frames_per_buffer": frames_per_block,
+            "output_device_index": device_index, "start": False,
+        }
+        self._stream: Any = None
+        self._started = False
         alsa_errors.route_to_log()  # underruns while playing would print a line each
         with native_stderr_silenced():
             self._pa = pyaudio.PyAudio()
             try:
-                self._stream = self._pa.open(
-                    format=getattr(pyaudio, SAMPLE_FORMATS[sample_format][1]), channels=channels,
-                    rate=sample_rate, output=True, frames_per_buffer=frames_per_block,
-                    output_device_index=device_index, start=False,
-                )
-            except (OSError, ValueError) as exc:
+                self._open()
+            except PlaybackError:
                 self._pa.terminate()
-                raise PlaybackError(f"could not open the audio output device ({_describe(exc)})") from exc
-        self.latency_frames = int(round(self._stream.get_output_latency() * sample_rate))
+                raise
+
+    def _open(self) -> None:
+        try:
+            self._stream = self._pa.open(**self._stream_args)
+        except (OSError, ValueError) as exc:
+            raise PlaybackError(f"could not open the audio output device ({_describe(exc)})") from exc
+        self.latency_frames = int(round(self._stream.get_output_latency() * self._sample_rate))
         # Silence to write after the last audio before stopping: PortAudio's latency
         # leaves out buffers below ALSA (a sound server holds 20-30 ms more through
         # ALSA's pulse plugin, and Pa_StopStream does not wait for those).
-        self.drain_frames = self.latency_frames + int(sample_rate * DRAIN_MARGIN)
-        self._started = False
+        self.drain_frames = self.latency_frames + int(self._sample_rate * DRAIN_MARGIN)
+
+    @property
+    def is_open(self) -> bool:
+        """True while the stream is open (from construction until ``release`` or ``close``)."""
+        return self._stream is not None
 
     def start(self) -> None:
-        """Start the stream (idempotent); blocks briefly.
+        """Start the stream (idempotent), reopening it first if ``release`` closed it; blocks briefly.
 
         Raises:
-            PlaybackError: the device refused to start.
+            PlaybackError: the device could not be reopened or refused to start.
         """
+        if self._stream is None:
+            self._open()
         if not self._started:
             self._call("start", self._stream.start_stream)
             self._started = True
+
+    def release(self) -> None:
+        """Close the stream while idle (PortAudio stays ready); the next ``start`` reopens it.
+
+        Drops what a started stream still holds; idempotent; blocks briefly.
+
+        Raises:
+            PlaybackError: the device failed while closing.
+        """
+        if self._stream is not None:
+            self.abort()
+            stream, self._stream = self._stream, None
+            self._call("close", stream.close)
 
     def write(self, block: bytes) -> None:
         """Write whole frames; blocks while the device buffer is full (about one block).
@@ -134,10 +169,12 @@ class OutputDevice:
         try:
             if self._started:
                 self._abort_stream()
-            self._stream.close()
+            if self._stream is not None:
+                self._stream.close()
         except OSError:
             pass  # the device is already gone; releasing PortAudio below is what matters
         finally:
+            self._stream, self._started = None, False
             self._pa.terminate()
             self._pa = None
 

@@ -19,10 +19,17 @@ held while blocking on the device or a source. Two conditions share it:
 ``_room``, which the output thread signals after every block for writers
 waiting for space, and ``_cond`` for everything else, so a thread blocked
 in ``wait()`` is woken by what it waits for, not 100 times a second.
+
+Idle, the player costs (almost) nothing: its threads wait without timeouts,
+and ``close_device_after`` seconds after the last audio was heard the output
+thread closes the PortAudio stream (an open one keeps the sound system's
+client thread waking ~80 times a minute, silent or not). The next audio
+reopens it before it starts; that takes about a millisecond here.
 """
 from __future__ import annotations
 
 import collections
+import math
 import threading
 import time
 from typing import Any, Callable, Deque, Iterable, List, Optional
@@ -42,7 +49,7 @@ __all__ = ["Player"]
 # How often a feed blocked on a connection-like source without ``wake()``
 # re-checks for close, seconds. A StreamingConnection is woken instead: no polling.
 _POLL = 0.1
-_WRITE, _START, _ABORT, _CLOSE = "write", "start", "abort", "close"
+_WRITE, _START, _ABORT, _RELEASE, _CLOSE = "write", "start", "abort", "release", "close"
 
 
 class Player:
@@ -64,6 +71,12 @@ class Player:
             ``write()`` wait (back-pressure up to the server).
         block: seconds per device write; bounds how fast ``interrupt()`` is heard.
         device_index: PortAudio output device index; None for the default.
+        close_device_after: seconds the output stream stays open once
+            everything has been heard and nothing is buffered; then it is
+            closed until audio comes again (reopening costs about a
+            millisecond before that audio starts). The default outlasts the
+            pauses inside a reply; 0 closes it as soon as the device has
+            drained; None keeps it open until ``close()``.
 
     Raises:
         MissingDependencyError: pyaudio (the ``[play]`` extra) is not installed.
@@ -86,14 +99,16 @@ class Player:
         max_buffer: float = 30.0,
         block: float = 0.01,
         device_index: Optional[int] = None,
+        close_device_after: Optional[float] = 5.0,
     ) -> None:
-        _check_args(sample_rate, channels, preroll, max_buffer, block)
+        _check_args(sample_rate, channels, preroll, max_buffer, block, close_device_after)
         self.sample_rate = sample_rate
         self._block_frames = max(1, int(sample_rate * block))
         self._preroll_s = preroll
         self._preroll_frames = int(sample_rate * preroll)
         self._max_frames = max(int(sample_rate * max_buffer), self._preroll_frames + self._block_frames)
         self._on_word, self._executor = on_word, callback_executor
+        self._close_device_after = close_device_after
         self._device = OutputDevice(sample_rate, channels, sample_format, self._block_frames, device_index)
         lock = threading.RLock()
         self._cond = threading.Condition(lock)  # state changes (see the module docstring)
@@ -106,7 +121,7 @@ class Player:
         self._detach = False  # interrupt(): stop consuming a plain iterable
         self._epoch = 0  # bumped by interrupt(); items read before it are dropped
         self._reset_barrier = 0.0  # session messages returned before this instant are stale
-        self._last_push = time.monotonic()
+        self._last_push = self._device_idle_since = time.monotonic()
         self._ended = True  # no source left: what is buffered is all there is
         self._running = self._starving = self._abort_pending = False
         self._aborts_done = self._waiters = 0
@@ -426,15 +441,19 @@ class Player:
         if action == _CLOSE:
             self._device.abort()
             return False
+        if action == _RELEASE:
+            self._device.release()
+            return True
         if action == _ABORT:
             self._device.abort()
             with self._cond:
                 self._running = False
                 self._aborts_done += 1
+                self._device_idle_since = time.monotonic()
                 self._cond.notify_all()
             return True
         if action == _START:
-            self._device.start()
+            self._device.start()  # reopens the stream if it was closed while idle
             with self._cond:
                 self._running, self._starving = True, False
                 self._clock.start()
@@ -458,7 +477,20 @@ class Player:
             if self._close_when_done and not frames and self._current is None and not self._sources:
                 self._closing = True
                 return _CLOSE
-            self._cond.wait(self._wake_in(now) if frames else None)
+            if frames:
+                self._cond.wait(self._wake_in(now))
+                continue
+            release_in = self._release_in(now)
+            if release_in == 0.0:
+                return _RELEASE
+            self._cond.wait(release_in)
+
+    def _release_in(self, now: float) -> Optional[float]:
+        """Seconds until the idle device's stream is to be closed: 0.0 now, None never
+        (it is closed already, or kept open). Called only by the output thread, which owns the device."""
+        if self._close_device_after is None or not self._device.is_open:
+            return None
+        return max(0.0, self._device_idle_since + self._close_device_after - now)
 
     def _write_block(self) -> None:
         """Write one block (audio, or silence while starving); drain when all is heard."""
@@ -469,6 +501,7 @@ class Player:
             with self._cond:
                 words = self._words.due(self._clock.drained())
                 self._running = False
+                self._device_idle_since = time.monotonic()
                 self._cond.notify_all()
         else:
             self._device.write(block)
@@ -495,7 +528,8 @@ class Player:
         return bytes(self._block_frames * buffer.frame_bytes), buffer.head, 0
 
 
-def _check_args(sample_rate: Any, channels: Any, preroll: Any, max_buffer: Any, block: Any) -> None:
+def _check_args(sample_rate: Any, channels: Any, preroll: Any, max_buffer: Any, block: Any,
+                close_device_after: Any) -> None:
     """Raise ConfigurationError naming the first invalid Player argument."""
     if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate <= 0:
         raise ConfigurationError(f"sample_rate must be a positive int, not {sample_rate!r}")
@@ -504,6 +538,10 @@ def _check_args(sample_rate: Any, channels: Any, preroll: Any, max_buffer: Any, 
     for name, value in (("preroll", preroll), ("max_buffer", max_buffer), ("block", block)):
         if not isinstance(value, (int, float)) or value < 0 or (name != "preroll" and value == 0):
             raise ConfigurationError(f"{name} must be a non-negative number of seconds, not {value!r}")
+    after = close_device_after
+    if after is not None and (not isinstance(after, (int, float)) or isinstance(after, bool)
+                              or not 0 <= after < math.inf):
+        raise ConfigurationError(f"close_device_after must be None or a finite number of seconds >= 0, not {after!r}")
 
 
 def _min(a: Optional[float], b: Optional[float]) -> Optional[float]:

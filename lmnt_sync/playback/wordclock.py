@@ -119,7 +119,8 @@ class PlayClock:
         self._audio_end = 0  # device frame where the last audio written ends
 
     def start(self) -> None:
-        """Begin a new stream run (after start); blocks of an earlier run are gone."""
+        """Begin a new stream run (after every start, also one that reopened a stream the
+        player closed while idle); blocks of an earlier run are gone, what was heard stays."""
         self.written = 0
         self._audio_end = 0
         self._blocks.clear()
