@@ -39,8 +39,18 @@ def test_widths_are_one_powers_of_two_and_every_core():
         widths_for(0)
 
 
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_run_alone_gets_every_core_and_runs_share_them_as_demand_grows():
-    budget = CoreBudget(8)
+    budget = CoreBudget(8, crowd_memory=0)
     with budget.claim() as threads:
         assert threads == 8
     for others, share in ((1, 4), (3, 2), (4, 1), (20, 1)):
@@ -49,7 +59,7 @@ def test_a_run_alone_gets_every_core_and_runs_share_them_as_demand_grows():
             assert threads == share, f"{others} other jobs"
         budget.add_demand(-others)
     assert budget.demand == 0
-    two = CoreBudget(2)
+    two = CoreBudget(2, crowd_memory=0)
     two.add_demand(1)
     with two.claim() as threads:
         assert threads == 1, "on 2 cores a run with company gets one thread"
@@ -57,6 +67,46 @@ def test_a_run_alone_gets_every_core_and_runs_share_them_as_demand_grows():
         with two.claim() as threads:
             assert threads == 2, "the claimer's own job is not competition"
     two.add_demand(-1)
+
+
+def test_a_run_is_alone_only_once_company_is_a_while_ago():
+    """Under a steady few clients each job is often alone for a moment; taking every core then
+    makes the next arrival wait a sentence. Company is remembered for ``crowd_memory`` s."""
+    clock = Clock()
+    budget = CoreBudget(2, crowd_memory=1.0, clock=clock)
+    with budget.claim() as threads:
+        assert threads == 2 and not budget.crowded
+    budget.add_demand(2)  # two jobs in the server at once
+    budget.add_demand(-2)
+    assert budget.crowded
+    with budget.claim() as threads:
+        assert threads == 1, "alone now, but company a moment ago"
+    clock.now += 0.9
+    with budget.claim() as threads:
+        assert threads == 1
+    clock.now += 0.2
+    assert not budget.crowded
+    with budget.claim() as threads:
+        assert threads == 2, "company long enough ago: every core again"
+    # A run that had to wait for a wide one was not alone either.
+    wide = budget.claim()
+    assert wide.__enter__() == 2
+    got = []
+
+    def second_run():
+        with budget.claim() as threads:
+            got.append(threads)
+
+    waiter = threading.Thread(target=second_run)
+    waiter.start()
+    try:
+        assert wait_until(lambda: budget.waiting == 1), "the second run should wait for a core"
+    finally:
+        wide.__exit__(None, None, None)
+        waiter.join(10)
+    assert got == [1] and budget.crowded
+    with pytest.raises(ValueError, match="crowd_memory"):
+        CoreBudget(2, crowd_memory=-1)
 
 
 def test_max_threads_caps_one_run_not_the_runs_at_once():
@@ -69,7 +119,7 @@ def test_max_threads_caps_one_run_not_the_runs_at_once():
 
 
 def test_a_run_that_finds_every_core_held_waits_instead_of_oversubscribing():
-    budget = CoreBudget(2)
+    budget = CoreBudget(2, crowd_memory=0)
     wide = budget.claim()
     assert wide.__enter__() == 2
     got = []
@@ -151,7 +201,8 @@ def test_the_executor_counts_queued_and_running_jobs_as_demand():
         assert CORES.demand == 2
         gate.set()
         assert first.result(10) == expected_threads(CORES, 1)
-        assert second.result(10) == CORES.widths[-1], "the last job ran alone"
+        # The last job ran alone, right after company: it gets its share, not every core.
+        assert second.result(10) == expected_threads(CORES, 1)
         assert wait_until(lambda: CORES.demand == 0)
         # Jobs dropped at shutdown stop counting too.
         gate.clear()
@@ -269,11 +320,14 @@ def test_server_gives_an_idle_request_every_core_and_shares_under_load(speaking_
     engine = get_engine("hibari")  # the speaking server's default engine
     every = CORES.widths[-1]
     _rest_wav(speaking_server)  # loaded and warm
+    # Alone means no company for CORES.crowd_memory seconds (earlier tests' jobs included).
+    assert wait_until(lambda: not CORES.crowded, timeout=30)
     before = dict(engine.runs)
     _check_speech(_rest_wav(speaking_server), "wav")
     assert _added_runs(engine, before) == {every: 1}, "the REST request ran alone with every core"
 
     # The segments of a streaming turn (its first one too), alone, get them as well.
+    assert wait_until(lambda: not CORES.crowded, timeout=30)
     before = dict(engine.runs)
     ws = connect(speaking_server, current_init(speaking_server, return_timestamps=False))
     try:
