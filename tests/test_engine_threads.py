@@ -27,6 +27,30 @@ def expected_threads(budget: CoreBudget, others: int) -> int:
     return max(w for w in budget.widths if w <= share)
 
 
+def claim_behind_a_wide_run(budget: CoreBudget, while_waiting=lambda got: None) -> list:
+    """Hold every core of a 2-core ``budget`` while a second run claims; return what it got.
+
+    ``while_waiting(got)`` runs once the second run is seen waiting, before the first ends.
+    """
+    wide = budget.claim()
+    assert wide.__enter__() == 2
+    got = []
+
+    def second_run():
+        with budget.claim() as threads:
+            got.append(threads)
+
+    waiter = threading.Thread(target=second_run)
+    waiter.start()
+    try:
+        assert wait_until(lambda: budget.waiting == 1), "the second run should wait for a core"
+        while_waiting(got)
+    finally:
+        wide.__exit__(None, None, None)
+        waiter.join(10)
+    return got
+
+
 # -- the budget on its own ---------------------------------------------------
 
 
@@ -89,22 +113,7 @@ def test_a_run_is_alone_only_once_company_is_a_while_ago():
     with budget.claim() as threads:
         assert threads == 2, "company long enough ago: every core again"
     # A run that had to wait for a wide one was not alone either.
-    wide = budget.claim()
-    assert wide.__enter__() == 2
-    got = []
-
-    def second_run():
-        with budget.claim() as threads:
-            got.append(threads)
-
-    waiter = threading.Thread(target=second_run)
-    waiter.start()
-    try:
-        assert wait_until(lambda: budget.waiting == 1), "the second run should wait for a core"
-    finally:
-        wide.__exit__(None, None, None)
-        waiter.join(10)
-    assert got == [1] and budget.crowded
+    assert claim_behind_a_wide_run(budget) == [1] and budget.crowded
     with pytest.raises(ValueError, match="crowd_memory"):
         CoreBudget(2, crowd_memory=-1)
 
@@ -120,23 +129,11 @@ def test_max_threads_caps_one_run_not_the_runs_at_once():
 
 def test_a_run_that_finds_every_core_held_waits_instead_of_oversubscribing():
     budget = CoreBudget(2, crowd_memory=0)
-    wide = budget.claim()
-    assert wide.__enter__() == 2
-    got = []
 
-    def second_run():
-        with budget.claim() as threads:
-            got.append(threads)
-
-    waiter = threading.Thread(target=second_run)
-    waiter.start()
-    try:
-        assert wait_until(lambda: budget.waiting == 1), "the second run should wait for a core"
+    def while_waiting(got):
         assert got == [] and budget.peak == 2
-    finally:
-        wide.__exit__(None, None, None)
-        waiter.join(10)
-    assert got == [2], "alone again once the wide run ended"
+
+    assert claim_behind_a_wide_run(budget, while_waiting) == [2], "alone again once the wide run ended"
     assert budget.peak == 2
 
 
