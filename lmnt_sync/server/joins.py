@@ -29,7 +29,7 @@ from typing import Dict, Iterable, Iterator, List, Optional
 
 import numpy as np
 
-from .engines import voiced_span
+from .engines import frame_rms, voiced_span
 from .engines.base import SpeechChunk, WordTiming
 
 __all__ = ["join_chunks", "PAUSES", "ONSET_LEAD", "pause_after", "has_sentence_mark", "first_sound"]
@@ -104,12 +104,8 @@ def first_sound(samples: np.ndarray, rate: int) -> Optional[float]:
     None for audio that is all silence (or shorter than a frame).
     """
     hop = max(1, int(rate * _ONSET_FRAME))
-    frames = len(samples) // hop
-    if frames == 0:
-        return None
-    blocks = samples[: frames * hop].astype(np.float32).reshape(frames, hop)
-    rms = np.sqrt(np.mean(blocks * blocks, axis=1))
-    if rms.max() == 0:
+    rms = frame_rms(samples, hop)
+    if len(rms) == 0 or rms.max() == 0:
         return None
     return float(np.argmax(rms > rms.max() * 10 ** (_ONSET_DB / 20)) * hop / rate)
 

@@ -30,6 +30,7 @@ __all__ = [
     "split_sentences",
     "spread_timings",
     "voiced_span",
+    "frame_rms",
     "float_to_pcm",
 ]
 
@@ -118,15 +119,21 @@ def voiced_span(samples: np.ndarray, sample_rate: int) -> Tuple[float, float]:
     """
     n = len(samples)
     frame = max(1, sample_rate // 100)
-    frames = n // frame
-    if frames == 0:
+    rms = frame_rms(samples, frame)
+    if len(rms) == 0:
         return 0.0, n / sample_rate
-    blocks = samples[: frames * frame].astype(np.float32).reshape(frames, frame)
-    rms = np.sqrt(np.mean(blocks * blocks, axis=1))
     loud = np.nonzero(rms > rms.max() * 10 ** (-30 / 20))[0]
     if len(loud) == 0 or rms.max() == 0:
         return 0.0, n / sample_rate
     return float(loud[0] * frame / sample_rate), float(min(n, (loud[-1] + 1) * frame) / sample_rate)
+
+
+def frame_rms(samples: np.ndarray, frame: int) -> np.ndarray:
+    """RMS of each whole ``frame``-sample frame of ``samples`` (a trailing partial frame is left out)."""
+    frames = len(samples) // frame
+    blocks = samples[: frames * frame].astype(np.float32).reshape(frames, frame)
+    rms: np.ndarray = np.sqrt(np.mean(blocks * blocks, axis=1)) if frames else np.zeros(0, np.float32)
+    return rms
 
 
 def float_to_pcm(audio: np.ndarray) -> bytes:
