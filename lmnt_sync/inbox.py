@@ -5,15 +5,27 @@ Like ``queue.Queue`` with what a session needs besides:
 - It shares the session's lock, so a thread waiting for an acknowledgement
   can look at the inbox (is the receiver stuck on a full inbox? is anyone
   taking from it?) in the same critical section as the session's state.
-- ``put`` blocks while ``bound`` messages are held (backpressure: the
+- ``put_locked`` blocks while ``bound`` messages are held (backpressure: the
   receiver stops reading and TCP pushes back on the server); ``end`` never
   blocks. The end marker is sticky: every later ``get``, from any thread,
   sees it too.
 - ``abandon`` (the session is being closed) wakes every waiter at once:
-  ``put`` gives up, ``get`` returns ``CLOSED``. Nothing polls.
+  ``put_locked`` gives up, ``get`` returns ``CLOSED``. Nothing polls.
+
+A ``get`` that finds the inbox empty sleeps on a doorbell, a C
+``queue.SimpleQueue`` of tokens rung after the item is in place and the
+lock released, rather than on a ``threading.Condition``: handing one audio
+frame to a waiting caller is the one step per frame that the receiver
+thread adds to the caller's own work, and a Condition's wait and notify
+(Python code: a fresh lock per wait, waking with the lock still held)
+cost about twice a token's CPU (BENCHMARKS.md, session 6). A token rung
+for a sleeper that had already woken wakes the next ``get`` early; that
+``get`` finds nothing and returns None, which its caller treats as any
+early wake-up (its deadline decides).
 """
 from __future__ import annotations
 
+import queue
 import threading
 from collections import deque
 from typing import Callable, Deque, Final, Literal, Optional, Tuple, Union
@@ -40,20 +52,22 @@ class Inbox:
     """A FIFO of received items, bounded for the receiver thread.
 
     Args:
-        bound: most messages held before ``put`` blocks.
+        bound: most messages held before ``put_locked`` blocks.
         lock: the session's lock; every method takes it (callers must not hold it).
-        on_wait: called (lock held) when ``put`` starts waiting on a full
+        on_wait: called (lock held) when ``put_locked`` starts waiting on a full
             inbox or ``get`` on an empty one, for whoever watches the session.
     """
 
     def __init__(self, bound: int, lock: threading.Lock, on_wait: Callable[[], None]) -> None:
         self.bound = bound
         self._items: Deque[Item] = deque()
-        self._not_empty = threading.Condition(lock)
+        self._lock = lock
         self._not_full = threading.Condition(lock)
+        self._bell: queue.SimpleQueue[None] = queue.SimpleQueue()  # one token per wake-up rung
+        self._sleepers = 0  # get() calls waiting for a token (lock held to read)
         self._on_wait = on_wait
         self._abandoned = False
-        self.blocked = False  # a put() is waiting for room (lock held to read)
+        self.blocked = False  # a put_locked() is waiting for room (lock held to read)
         self.getters = 0  # threads waiting in get() (lock held to read)
         self._min_epoch = 0  # messages of an older reset epoch are stale: dropped, not held
 
@@ -61,34 +75,46 @@ class Inbox:
         """Items held now."""
         return len(self._items)
 
-    def put(self, item: MessageItem) -> bool:
-        """Append ``item``, blocking while full; False if the inbox was abandoned first."""
-        with self._not_full:
-            while len(self._items) >= self.bound and not self._abandoned:
-                self.blocked = True
-                self._on_wait()
-                try:
-                    self._not_full.wait()
-                finally:
-                    self.blocked = False
-            if self._abandoned:
-                return False
-            if item[1] < self._min_epoch:
-                return True  # audio of text a reset dropped: nobody will take it
-            self._items.append(item)
-            self._not_empty.notify()
-        return True
+    def put_locked(self, item: MessageItem) -> Tuple[bool, bool]:
+        """Append ``item`` (lock held), waiting while full; return (queued, ring).
+
+        ``queued`` is False if the inbox was abandoned first. ``ring`` True:
+        a ``get`` sleeps, and the caller must call ``ring()`` once it has
+        released the lock, so the woken ``get`` does not wait for the lock.
+        """
+        while len(self._items) >= self.bound and not self._abandoned:
+            self.blocked = True
+            self._on_wait()
+            try:
+                self._not_full.wait()
+            finally:
+                self.blocked = False
+        if self._abandoned:
+            return False, False
+        if item[1] < self._min_epoch:
+            return True, False  # audio of text a reset dropped: nobody will take it
+        self._items.append(item)
+        return True, self._sleepers > 0
+
+    def ring(self) -> None:
+        """Wake one sleeping ``get`` (lock not held; see ``put_locked``)."""
+        self._bell.put(None)
 
     def end(self, items: Tuple[Item, ...]) -> None:
         """Append the session's last items (an error, the end marker); never blocks."""
-        with self._not_empty:
+        with self._lock:
             self._items.extend(items)
-            self._not_empty.notify_all()
+            self._ring_all_locked()
 
     def wake(self) -> None:
         """Make every ``get`` look at its ``cancelled`` again."""
-        with self._not_empty:
-            self._not_empty.notify_all()
+        with self._lock:
+            self._ring_all_locked()
+
+    def _ring_all_locked(self) -> None:
+        """Ring once for every sleeping ``get`` (lock held)."""
+        for _ in range(self._sleepers):
+            self._bell.put(None)
 
     def taken_locked(self) -> bool:
         """True (lock held) if every message has been taken and a ``get`` waits for the next one.
@@ -115,21 +141,21 @@ class Inbox:
                 self._not_full.notify_all()
 
     def abandon(self) -> None:
-        """Wake every waiter for good: ``put`` returns False, ``get`` returns ``CLOSED``."""
-        with self._not_empty:
+        """Wake every waiter for good: ``put_locked`` returns (False, False), ``get`` returns ``CLOSED``."""
+        with self._lock:
             self.abandon_locked()
 
     def abandon_locked(self) -> None:
         """``abandon`` for a caller already holding the session's lock."""
         self._abandoned = True
         self._items.clear()
-        self._not_empty.notify_all()
+        self._ring_all_locked()
         self._not_full.notify_all()
 
     def get(
         self,
         timeout: Optional[float],
-        wait: Callable[[threading.Condition, Optional[float]], None],
+        wait: Callable[[queue.SimpleQueue[None], Optional[float]], None],
         cancelled: Optional[Callable[[], bool]] = None,
     ) -> Optional[Item]:
         """Return the oldest item, waiting up to ``timeout`` s (None: no limit); None if none came.
@@ -137,19 +163,26 @@ class Inbox:
         ``cancelled()`` (lock held) is re-checked whenever ``wake`` is called:
         once true, the wait ends with None.
 
-        ``wait(condition, remaining)`` does one wait (the session's, which
-        knows how to stay responsive to Ctrl-C); the clock is the caller's
-        deadline, so spurious wake-ups just loop. The end marker is returned
-        but left in place.
+        ``wait(bell, remaining)`` does one wait for a token of ``bell`` (the
+        session's, which knows how to stay responsive to Ctrl-C; it returns
+        without one when ``remaining`` runs out). The clock is the caller's
+        deadline, so early wake-ups just loop there. The end marker is
+        returned but left in place.
         """
-        with self._not_empty:
+        with self._lock:
             self.getters += 1
             try:
                 while not self._items and not self._abandoned:
                     if (timeout is not None and timeout <= 0) or (cancelled is not None and cancelled()):
                         return None
                     self._on_wait()
-                    wait(self._not_empty, timeout)
+                    self._sleepers += 1
+                    self._lock.release()
+                    try:
+                        wait(self._bell, timeout)
+                    finally:
+                        self._lock.acquire()
+                        self._sleepers -= 1
                     # One wait per call: the caller re-enters with its deadline.
                     timeout = None if timeout is None else -1.0
             finally:
@@ -159,5 +192,6 @@ class Inbox:
             item = self._items[0]
             if item[0] != END:
                 self._items.popleft()
-                self._not_full.notify()
+                if self.blocked:
+                    self._not_full.notify()
             return item

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple, cast
 
 from . import protocol as p
 from .errors import (
@@ -36,7 +36,7 @@ from .errors import (
 )
 from .errors import TimeoutError as LmntTimeoutError
 from .inbox import END, ERROR, MESSAGE, Inbox, Item
-from .messages import AudioMessage, FlushCompleteMessage, Message, ResetCompleteMessage
+from .messages import AudioMessage, FlushCompleteMessage, Message, ResetCompleteMessage, TimestampsMessage
 from .transport import Transport
 
 __all__ = ["SessionState", "ReceiverThread", "run_receiver", "end_session", "END", "ERROR", "MESSAGE"]
@@ -66,7 +66,8 @@ class SessionState:
         self.lock = threading.Lock()
         self.send_lock = threading.Lock()
         self.changed = threading.Condition(self.lock)  # acks, ready, end, closing, inbox blocked
-        self.inbox = Inbox(max_queue, self.lock, self.changed.notify_all)
+        self.watchers = 0  # threads waiting on ``changed`` (see wait_changed)
+        self.inbox = Inbox(max_queue, self.lock, self.notify_changed)
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.max_frame_bytes = max_frame_bytes
@@ -76,6 +77,33 @@ class SessionState:
         self.iterators = 0  # live ``for message in connection`` loops
         self.last_heard = time.monotonic()
         self.ping_sent: Optional[float] = None
+
+    def wait_changed(self, timeout: Optional[float]) -> None:
+        """Wait (lock held) until ``changed`` is notified or ``timeout`` passes; spurious wake-ups are possible."""
+        self.watchers += 1
+        try:
+            self.changed.wait(timeout)
+        finally:
+            self.watchers -= 1
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: Optional[float]) -> bool:
+        """Wait (lock held) until ``predicate()``, at most ``timeout`` s (None: no limit); return its last value."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not predicate():
+            remaining = None if end is None else end - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            self.wait_changed(remaining)
+        return True
+
+    def notify_changed(self) -> None:
+        """Wake every ``wait_changed`` (lock held).
+
+        Skipped when nobody waits: the receiver calls it for every frame,
+        and most frames (audio) arrive while nobody does.
+        """
+        if self.watchers:
+            self.changed.notify_all()
 
     def resumable(self, between_turns: Optional[bool] = None) -> bool:
         """True if the session was lost between turns: a new one would lose and repeat nothing.
@@ -158,7 +186,7 @@ def end_session(state: SessionState, error: Optional[BaseException] = None) -> N
             return
         state.ended = True
         error, closing = state.error, state.closing
-        state.changed.notify_all()
+        state.notify_changed()
     state.transport.shutdown()
     with state.send_lock:  # a sender woken by the shutdown is out of the socket before it goes
         state.transport.close()
@@ -208,46 +236,66 @@ def _keepalive(state: SessionState) -> None:
 
 def _handle_frame(state: SessionState, frame: Any) -> bool:
     """Process one frame; return True when the connection is over."""
-    if frame.kind in ("ping", "pong"):  # keepalive either way; the transport answered pings
+    kind = frame.kind
+    if kind == "ping" or kind == "pong":  # keepalive either way; the transport answered pings
         return False
-    if frame.kind in ("text", "binary") and len(frame.data) > state.max_frame_bytes:
+    if (kind == "binary" or kind == "text") and len(frame.data) > state.max_frame_bytes:
         raise ProtocolError(
-            f"server sent a {len(frame.data)}-byte {frame.kind} frame, over the {state.max_frame_bytes}-byte limit"
+            f"server sent a {len(frame.data)}-byte {kind} frame, over the {state.max_frame_bytes}-byte limit"
         )
+    ring = False
     with state.lock:
-        if frame.kind == "text":
-            events = state.protocol.receive_text(frame.data)
-        elif frame.kind == "binary":
-            events = state.protocol.receive_binary(frame.data)
+        protocol = state.protocol
+        if kind == "binary":
+            events = protocol.receive_binary(frame.data)
+        elif kind == "text":
+            events = protocol.receive_text(frame.data)
         else:
-            events = state.protocol.receive_close(frame.code, frame.reason)
-        state.changed.notify_all()  # acknowledgements and ready are in the protocol now
-        epoch = state.protocol.resets_done
-    done = False
-    for event in events:
-        done = _handle_event(state, event, epoch) or done
-    return done
+            events = protocol.receive_close(frame.code, frame.reason)
+        state.notify_changed()  # acknowledgements and ready are in the protocol now
+        epoch = protocol.resets_done
+        # Messages for the caller are queued in the same critical section
+        # (one lock round per frame: this is the per-frame path); the
+        # other events are handled after it, as they may send.
+        others = []
+        for event in events:
+            message = _message_of(event, protocol.return_extras)
+            if message is None:
+                others.append(event)
+            elif message is not _NOTHING:
+                ring = state.inbox.put_locked((MESSAGE, epoch, message))[1] or ring
+    if ring:
+        state.inbox.ring()
+    over = False
+    for event in others:
+        over = _handle_event(state, event) or over
+    return over
 
 
-def _handle_event(state: SessionState, event: p.Event, epoch: int) -> bool:
-    """Act on one protocol event; return True when the connection is over."""
-    extras = state.protocol.return_extras
-    if isinstance(event, p.Audio):
-        _deliver(state, epoch, _audio_message(event))
-    elif isinstance(event, p.Timestamps):
-        if extras:
-            _deliver(state, epoch, {"type": "timestamps", "audio": b"", "timestamps": event.timestamps})
-    elif isinstance(event, (p.FlushComplete, p.ResetComplete)):
-        if extras:
-            # Timestamps restart at 0.0 after each flush and reset (API 1.2):
-            # whoever places words on the audio needs to see where.
-            marker: Message
-            if isinstance(event, p.FlushComplete):
-                marker = FlushCompleteMessage(type="flush_complete", nonce=event.nonce, audio=b"")
-            else:
-                marker = ResetCompleteMessage(type="reset_complete", nonce=event.nonce, audio=b"")
-            _deliver(state, epoch, marker)
-    elif isinstance(event, p.ServerError):
+#: What ``_message_of`` returns for an event the caller did not ask to see.
+_NOTHING: Message = cast(Message, object())
+
+
+def _message_of(event: p.Event, extras: bool) -> Optional[Message]:
+    """The message ``event`` gives the caller, ``_NOTHING`` if none, None if it is not about messages."""
+    if type(event) is p.Audio:
+        return _audio_message(event)
+    if isinstance(event, p.Ready):
+        return _NOTHING  # wait_ready() reads it from the protocol
+    if isinstance(event, p.Timestamps):
+        return TimestampsMessage(type="timestamps", audio=b"", timestamps=event.timestamps) if extras else _NOTHING
+    if isinstance(event, p.FlushComplete):
+        # Timestamps restart at 0.0 after each flush and reset (API 1.2):
+        # whoever places words on the audio needs to see where.
+        return FlushCompleteMessage(type="flush_complete", nonce=event.nonce, audio=b"") if extras else _NOTHING
+    if isinstance(event, p.ResetComplete):
+        return ResetCompleteMessage(type="reset_complete", nonce=event.nonce, audio=b"") if extras else _NOTHING
+    return None
+
+
+def _handle_event(state: SessionState, event: p.Event) -> bool:
+    """Act on a protocol event that is not a message; return True when the connection is over."""
+    if isinstance(event, p.ServerError):
         request_id = event.request_id or state.protocol.request_id
         _record(state, SessionError(event.message, type=event.type, request_id=request_id))
     elif isinstance(event, p.Violation):
@@ -280,7 +328,7 @@ def _record(state: SessionState, error: BaseException) -> None:
     """Record ``error`` as why the session ends, unless an earlier error already is."""
     with state.lock:
         _keep_first(state, error)
-        state.changed.notify_all()
+        state.notify_changed()
 
 
 def _keep_first(state: SessionState, error: BaseException) -> None:
@@ -302,8 +350,3 @@ def _record_close(state: SessionState, event: p.Closed) -> None:
             event.reason,
         ),
     )
-
-
-def _deliver(state: SessionState, epoch: int, message: Message) -> None:
-    """Queue a message for the caller; waits while the inbox is full (close() ends the wait)."""
-    state.inbox.put((MESSAGE, epoch, message))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import weakref
 from typing import Any, Callable, Iterator, List, Optional, Tuple, TypeVar
@@ -283,7 +284,7 @@ class StreamingConnection:
         deadline = Deadline(_SEND_FAILURE_GRACE)
         with state.changed:
             while not state.ended and not state.closing and not state.inbox.blocked and not deadline.expired():
-                _wait(state.changed, deadline.remaining())
+                state.wait_changed(_signal_slice(deadline.remaining()))
 
     def _raise_if_cannot_send(self, state: SessionState) -> None:
         """Raise if ``state``'s session takes no more frames (its lock held)."""
@@ -323,7 +324,7 @@ class StreamingConnection:
                     )
                 if deadline.expired():
                     raise deadline.error(what)
-                _wait(state.changed, deadline.remaining())
+                state.wait_changed(_signal_slice(deadline.remaining()))
 
     # -- receiving --------------------------------------------------------
 
@@ -383,7 +384,7 @@ class StreamingConnection:
                 raise ConnectionClosedOK("the session was closed", 1000)
             if state is not self._state and state not in self._backlog:
                 return None  # a reset dropped what that lost session still held
-            item = state.inbox.get(deadline.remaining(), _wait, cancelled)
+            item = state.inbox.get(deadline.remaining(), _wait_for_token, cancelled)
             if item is None:
                 if cancelled is not None and cancelled():
                     raise LmntTimeoutError("recv() was cancelled")
@@ -419,7 +420,7 @@ class StreamingConnection:
             while not (state.inbox.taken_locked() or state.ended or state.closing or self._closed_locally):
                 if deadline.expired():
                     raise deadline.error("wait_taken()")
-                _wait(state.changed, deadline.remaining())
+                state.wait_changed(_signal_slice(deadline.remaining()))
 
     def wake(self) -> None:
         """Make threads waiting in ``recv(cancelled=...)`` check their ``cancelled`` now; never blocks long."""
@@ -522,11 +523,19 @@ class _SendFailed(Exception):
         self.between_turns = between_turns
 
 
-def _wait(condition: threading.Condition, remaining: Optional[float]) -> None:
-    """One wait on ``condition`` (held), short enough for Ctrl-C where the platform needs it."""
+def _wait_for_token(bell: queue.SimpleQueue[None], remaining: Optional[float]) -> None:
+    """One wait for a token of the inbox's doorbell; returns without one once ``remaining`` is up."""
+    try:
+        bell.get(True, _signal_slice(remaining))
+    except queue.Empty:
+        pass
+
+
+def _signal_slice(remaining: Optional[float]) -> Optional[float]:
+    """``remaining``, cut to a slice short enough for Ctrl-C in the main thread where the platform needs it."""
     if threading.current_thread() is threading.main_thread():
-        remaining = _SIGNAL_SLICE if remaining is None else min(remaining, _SIGNAL_SLICE)
-    condition.wait(remaining)
+        return _SIGNAL_SLICE if remaining is None else min(remaining, _SIGNAL_SLICE)
+    return remaining
 
 
 def _close(state: SessionState, thread: threading.Thread, deadline: Deadline) -> None:
@@ -534,7 +543,7 @@ def _close(state: SessionState, thread: threading.Thread, deadline: Deadline) ->
     with state.lock:
         state.closing = True
         state.inbox.abandon_locked()
-        state.changed.notify_all()
+        state.notify_changed()
     if not state.ended and thread is not threading.current_thread():  # noqa: SIM102 - the comment is the inner if's
         # A send blocked on a peer that does not read holds the line: then no
         # close frame, the shutdown below ends that send too.
@@ -546,7 +555,7 @@ def _close(state: SessionState, thread: threading.Thread, deadline: Deadline) ->
                 state.send_lock.release()
             with state.changed:  # the receiver ends on the server's answering close frame
                 while not state.ended and not deadline.expired():
-                    state.changed.wait(deadline.remaining())
+                    state.wait_changed(deadline.remaining())
     end_session(state)  # shuts the socket down: whatever still blocks on it returns now
     if thread is not threading.current_thread():
         remaining = deadline.remaining()
@@ -568,7 +577,7 @@ def _abandon(state: SessionState) -> None:
     if state.lock.acquire(blocking=False):
         try:
             state.inbox.abandon_locked()
-            state.changed.notify_all()
+            state.notify_changed()
         finally:
             state.lock.release()
         return

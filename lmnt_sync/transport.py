@@ -16,6 +16,7 @@ of LMNT's messages. Its other jobs:
 """
 from __future__ import annotations
 
+import math
 import os
 import select
 import selectors
@@ -23,8 +24,7 @@ import socket
 import ssl
 import struct
 import weakref
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import websocket
 
@@ -38,7 +38,39 @@ __all__ = ["Frame", "Transport", "websocket_url"]
 # poll(2) where there is one: no descriptor of its own and no FD_SETSIZE
 # limit (select() fails once a process holds more than 1024 descriptors).
 _Selector = getattr(selectors, "PollSelector", selectors.DefaultSelector)
+_POLL_MAX_MS = 2**31 - 1
 _POLLRDHUP = getattr(select, "POLLRDHUP", None) if hasattr(select, "poll") else None
+
+
+class _ReadableWaiter:
+    """Waits for one socket to become readable: poll(2) directly where there is one.
+
+    The receiver waits here before every frame, so it is worth skipping the
+    selectors module's bookkeeping (a key lookup and a list per call).
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._poll: Any = None
+        self._selector: Optional[selectors.BaseSelector] = None
+        if hasattr(select, "poll"):
+            self._poll = select.poll()
+            self._poll.register(sock, select.POLLIN)
+        else:
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(sock, selectors.EVENT_READ)
+
+    def wait(self, timeout: Optional[float]) -> bool:
+        """True once readable (or at its end, or in error); False after ``timeout`` s (None: no limit)."""
+        if self._poll is not None:
+            # poll() counts in whole milliseconds (a C int): round up, never wake early into a busy loop.
+            ms = None if timeout is None else min(math.ceil(max(timeout, 0.0) * 1000), _POLL_MAX_MS)
+            return bool(self._poll.poll(ms))
+        assert self._selector is not None
+        return bool(self._selector.select(timeout))
+
+    def close(self) -> None:
+        if self._selector is not None:
+            self._selector.close()
 
 
 def websocket_url(base_url: str) -> str:
@@ -54,8 +86,7 @@ def websocket_url(base_url: str) -> str:
     raise ConfigurationError(f"base_url must start with http:// or https://, not {base_url!r}")
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):
     """A frame received: ``kind`` is "text", "binary", "close", "ping" or "pong"."""
 
     kind: str
@@ -81,8 +112,7 @@ class Transport:
         self._pid = os.getpid()
         self._shut = False
         self._fragments: Optional[Tuple[int, List[bytes]]] = None  # (opcode, parts) of a message still arriving
-        self._selector = _Selector()
-        self._selector.register(self._sock, selectors.EVENT_READ)
+        self._readable = _ReadableWaiter(self._sock)
         _live.add(self)
 
     @classmethod
@@ -173,7 +203,7 @@ class Transport:
         if isinstance(sock, ReadAheadSocket) and sock.buffered:
             return True  # bytes read ahead wait in memory, invisible to poll
         try:
-            return bool(self._selector.select(timeout))
+            return self._readable.wait(timeout)
         except (OSError, ValueError):
             return True  # closed meanwhile: recv() reports it
 
@@ -293,10 +323,7 @@ class Transport:
         In a forked child, only the child's copy of the descriptor goes.
         """
         self.shutdown()
-        try:
-            self._selector.close()
-        except Exception:
-            pass
+        self._readable.close()
         try:
             self._sock.close()
         except OSError:

@@ -66,8 +66,8 @@ def in_thread(target):
 def wait_state(conn, predicate, timeout=30):
     """Wait on the session's own condition until ``predicate(state)``."""
     state = conn._state
-    with state.changed:
-        assert state.changed.wait_for(lambda: predicate(state), timeout=timeout)
+    with state.lock:
+        assert state.wait_for(lambda: predicate(state), timeout=timeout)
 
 
 def fill_until_blocked(conn, stop):

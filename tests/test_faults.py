@@ -175,8 +175,8 @@ def test_slow_consumer_gets_backpressure_not_loss(speech):
     conn.append_text(text)
     conn.finish()
     state = conn._state
-    with state.changed:  # the receiver fills the inbox, then waits for room
-        assert state.changed.wait_for(lambda: state.inbox.blocked, timeout=30)
+    with state.lock:  # the receiver fills the inbox, then waits for room
+        assert state.wait_for(lambda: state.inbox.blocked, timeout=30)
         assert state.inbox.qsize() <= 8
     got = list(conn)
     assert words(got) == text.split()
@@ -212,8 +212,8 @@ def test_keyboard_interrupt_in_the_caller_leaves_nothing(speech, ctrl_c_raises):
 
 
 def _interrupt_main_when_waiting(state):
-    with state.changed:
-        state.changed.wait_for(lambda: state.inbox.getters > 0)
+    with state.lock:
+        state.wait_for(lambda: state.inbox.getters > 0, timeout=None)
     signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
 
