@@ -75,12 +75,12 @@ class Inbox:
         """Items held now."""
         return len(self._items)
 
-    def put_locked(self, item: MessageItem) -> Tuple[bool, bool]:
-        """Append ``item`` (lock held), waiting while full; return (queued, ring).
+    def put_locked(self, item: MessageItem) -> bool:
+        """Append ``item`` (lock held), waiting while full; return True if the caller must ring.
 
-        ``queued`` is False if the inbox was abandoned first. ``ring`` True:
-        a ``get`` sleeps, and the caller must call ``ring()`` once it has
-        released the lock, so the woken ``get`` does not wait for the lock.
+        Nothing is queued once the inbox is abandoned. True: a ``get``
+        sleeps, and the caller must call ``ring()`` once it has released the
+        lock, so the woken ``get`` does not wait for the lock.
         """
         while len(self._items) >= self.bound and not self._abandoned:
             self.blocked = True
@@ -90,11 +90,11 @@ class Inbox:
             finally:
                 self.blocked = False
         if self._abandoned:
-            return False, False
+            return False
         if item[1] < self._min_epoch:
-            return True, False  # audio of text a reset dropped: nobody will take it
+            return False  # audio of text a reset dropped: nobody will take it
         self._items.append(item)
-        return True, self._sleepers > 0
+        return self._sleepers > 0
 
     def ring(self) -> None:
         """Wake one sleeping ``get`` (lock not held; see ``put_locked``)."""
@@ -141,7 +141,7 @@ class Inbox:
                 self._not_full.notify_all()
 
     def abandon(self) -> None:
-        """Wake every waiter for good: ``put_locked`` returns (False, False), ``get`` returns ``CLOSED``."""
+        """Wake every waiter for good: ``put_locked`` queues nothing, ``get`` returns ``CLOSED``."""
         with self._lock:
             self.abandon_locked()
 

@@ -263,7 +263,7 @@ def _handle_frame(state: SessionState, frame: Any) -> bool:
             if message is None:
                 others.append(event)
             elif message is not _NOTHING:
-                ring = state.inbox.put_locked((MESSAGE, epoch, message))[1] or ring
+                ring = state.inbox.put_locked((MESSAGE, epoch, message)) or ring
     if ring:
         state.inbox.ring()
     over = False

@@ -56,7 +56,7 @@ class _ReadableWaiter:
             self._poll = select.poll()
             self._poll.register(sock, select.POLLIN)
         else:
-            self._selector = selectors.DefaultSelector()
+            self._selector = _Selector()
             self._selector.register(sock, selectors.EVENT_READ)
 
     def wait(self, timeout: Optional[float]) -> bool:
