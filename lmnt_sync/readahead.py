@@ -27,8 +27,12 @@ import websocket
 
 __all__ = ["ReadAheadSocket", "read_ahead_socket", "READ_AHEAD", "READ_AHEAD_MIN"]
 
-#: Most bytes asked of the kernel per read: a few 64 KiB audio frames.
-READ_AHEAD = 262144
+#: Most bytes asked of the kernel per read: about sixteen 64 KiB audio frames.
+#: Every read gives up the GIL, and taking it back while the caller's thread
+#: runs costs a futex wait and wake; on a burst of 64 KiB frames, 1 MiB
+#: reads cost about a tenth less CPU per frame than 256 KiB reads
+#: (BENCHMARKS.md, session 8). The buffer is held only while a burst lasts.
+READ_AHEAD = 1048576
 #: Fewest bytes asked per read. Reads start here and double while they come
 #: back full, so a burst of large frames soon reads READ_AHEAD at a time,
 #: while a trickle of small frames never allocates a buffer that large:
