@@ -2,14 +2,16 @@
 
 onnxruntime's CPU provider runs a 1-D ``Conv`` as im2col plus a matrix
 product, but a 2-D one (at optimization level ``ORT_ENABLE_ALL``, on x86)
-in its blocked NCHWc layout, with direct convolution kernels and the
-following activation and residual sum fused in. A Conv1d over ``[N, C, L]``
-is exactly a Conv2d over ``[N, C, 1, L]`` with a ``1 x k`` kernel, so the
-rewrite changes the speed, not the arithmetic (up to summation order):
+in its blocked NCHWc layout with direct convolution kernels. A Conv1d over
+``[N, C, L]`` is exactly a Conv2d over ``[N, C, 1, L]`` with a ``1 x k``
+kernel, so the rewrite changes the speed, not the arithmetic (up to
+summation order):
 
 * Piper's ``joe`` (132 convolutions, all of its decoder): one sentence takes
-  1.28-1.32x less time on one intra-op thread, 1.14x on two; the audio with
-  the noise off differs by under 1e-5 (BENCHMARKS.md, issue 17).
+  1.28-1.32x less time on one intra-op thread, 1.04-1.14x on two (the
+  tensors are converted into and out of the blocked layout around each
+  convolution, 11% of the kernel time); the audio with the noise off
+  differs by under 1e-4 of its peak (BENCHMARKS.md, issue 17).
 * Hibari's model is not rewritten: it gained 7%, and its depthwise
   convolutions come out up to ~2% different in the blocked layout.
 

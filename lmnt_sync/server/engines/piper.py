@@ -20,7 +20,8 @@ a sentence runs on the session for the threads the budget grants it, all
 cores when nothing else is synthesizing, one each under load, never more
 threads than cores (see ``cores.py``). With ``onnx`` installed, the model's
 1-D convolutions are rewritten as 2-D ones at load (``conv1d_rewrite.py``),
-which onnxruntime runs about 1.3x faster with the same result.
+which onnxruntime runs about 1.3x faster on one thread, with the same
+result.
 """
 from __future__ import annotations
 
