@@ -56,10 +56,7 @@ def conv1d_as_conv2d(model: Any) -> int:
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     axes_input = opset >= 13  # Unsqueeze/Squeeze take their axes as an input from opset 13 on
-    axes = ""
-    if axes_input:
-        axes = fresh("conv1d_as_conv2d_axes")
-        graph.initializer.append(numpy_helper.from_array(np.array([_AXIS], np.int64), axes))
+    axes = fresh("conv1d_as_conv2d_axes")  # the initializer holding [_AXIS], added if used
 
     def reshape(op: str, inputs: List[str], output: str, node_name: str) -> Any:
         if axes_input:
@@ -67,7 +64,6 @@ def conv1d_as_conv2d(model: Any) -> int:
         return helper.make_node(op, inputs, [output], name=fresh(node_name), axes=[_AXIS])
 
     planar: Dict[str, str] = {}  # 3-D weight name -> its 4-D copy
-    replaced: Set[str] = set()
     nodes: List[Any] = []
     rewritten = 0
     for node in graph.node:
@@ -79,7 +75,6 @@ def conv1d_as_conv2d(model: Any) -> int:
             array = numpy_helper.to_array(weights[weight])
             planar[weight] = fresh(f"{weight}_2d")
             graph.initializer.append(numpy_helper.from_array(array[:, :, np.newaxis, :], planar[weight]))
-        replaced.add(weight)
         base = node.name or node.output[0]
         wide_in, wide_out = fresh(f"{base}_2d_in"), fresh(f"{base}_2d_out")
         conv = helper.make_node(node.op_type, [wide_in, planar[weight], *node.input[2:]], [wide_out],
@@ -91,11 +86,11 @@ def conv1d_as_conv2d(model: Any) -> int:
     del graph.node[:]
     graph.node.extend(nodes)
     still_used = {name for node in graph.node for name in node.input}
-    unused = [init for init in graph.initializer if init.name in replaced and init.name not in still_used]
+    unused = [init for init in graph.initializer if init.name in planar and init.name not in still_used]
     for init in unused:
         graph.initializer.remove(init)
-    if not rewritten and axes_input:
-        graph.initializer.remove(next(init for init in graph.initializer if init.name == axes))
+    if rewritten and axes_input:
+        graph.initializer.append(numpy_helper.from_array(np.array([_AXIS], np.int64), axes))
     return rewritten
 
 
