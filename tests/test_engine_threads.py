@@ -2,8 +2,8 @@
 
 The budget is checked on its own (grants, waiting instead of oversubscribing,
 the executor's demand), and the engines and server functionally: which
-session a run actually used, that the wide and one-thread sessions make the
-same audio, and that the audio says the text. Nothing here times anything.
+session (or how many parts) a run actually used, that wide and one-thread
+runs make the same audio, and that the audio says the text. Nothing here times anything.
 """
 import threading
 
@@ -262,7 +262,7 @@ def test_hibari_keeps_a_session_per_width_and_they_make_the_same_audio():
         assert word_error_rate(SENTENCE, transcribe(pcm, engine.sample_rate)) <= 0.5
 
 
-def test_piper_keeps_a_session_per_width_and_they_make_the_same_audio():
+def test_piper_runs_a_sentence_in_as_many_parts_as_cores_and_they_make_the_same_audio():
     from piper import SynthesisConfig
 
     from lmnt_sync.server.engines.piper import PiperEngine
@@ -271,12 +271,16 @@ def test_piper_keeps_a_session_per_width_and_they_make_the_same_audio():
     engine = PiperEngine(budget=budget)
     engine.load()
     voices = engine._voices
-    assert {w: _threads_of(v.session) for w, v in voices.items()} == {1: 1, 2: 2}
-    # Without noise the model is deterministic, so the sessions must agree.
+    assert {w: v.session.parts for w, v in voices.items()} == {1: 1, 2: 2}
+    staged = voices[1].session.model
+    assert voices[2].session.model is staged, "the widths share one staged model"
+    assert {_threads_of(s) for s in (staged.encoder, staged.flow, staged.decoder)} == {1}
+    # Without noise the model is deterministic, so the parts must join into the same samples.
     quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
     narrow = np.concatenate([c.audio_float_array for c in voices[1].synthesize(SENTENCE, quiet)])
     wide = np.concatenate([c.audio_float_array for c in voices[2].synthesize(SENTENCE, quiet)])
     assert_same_audio(narrow, wide)
+    assert staged.splits == {1: 1, 2: 1}, "the wide voice cut this sentence in two"
 
     alone = list(engine.synthesize(SENTENCE, "joe"))
     budget.add_demand(1)
@@ -285,6 +289,7 @@ def test_piper_keeps_a_session_per_width_and_they_make_the_same_audio():
     finally:
         budget.add_demand(-1)
     assert engine.runs == {2: 1, 1: 1}
+    assert staged.splits == {1: 2, 2: 2}
     for chunks in (alone, shared):
         assert [w.text for c in chunks for w in c.words] == SENTENCE.split()
         pcm = b"".join(c.pcm for c in chunks)

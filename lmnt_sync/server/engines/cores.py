@@ -6,9 +6,10 @@ for one core while the rest sit unused. Many threads per run under load are
 worse than one: the runs' thread pools oversubscribe the cores and spin
 against each other and the event loop. :class:`CoreBudget` decides per run:
 
-* a run that is the only demand for the cores gets all of them (the
-  engines keep a session with that many intra-op threads beside their
-  one-thread session);
+* a run that is the only demand for the cores gets all of them (Hibari
+  keeps a session with that many intra-op threads beside its one-thread
+  session; Piper cuts the sentence into that many parts that run at once,
+  see ``piper_stages.py``);
 * with others running or waiting, each run gets its fair share (the cores
   divided among the contenders, rounded down to one of :attr:`widths`),
   which on 2 cores is one thread;

