@@ -4,7 +4,10 @@ The reference is onnxruntime running the whole (rewritten, alignment-patched)
 model in one session. Nothing here times anything.
 """
 import json
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -15,6 +18,7 @@ from onnx import TensorProto, helper
 from lmnt_sync.server.engines.conv1d_rewrite import conv1d_as_conv2d
 from lmnt_sync.server.engines.cores import session_options
 from lmnt_sync.server.engines.piper_stages import DECODER_REACH, FLOW_REACH, PartedSession, StagedModel, _all_at_once
+from speech_check import transcribe, word_error_rate
 
 SENTENCES = [
     "Hi.",
@@ -132,3 +136,35 @@ def test_a_parted_session_checks_its_arguments(piper):
         PartedSession(staged, 0)
     with pytest.raises(ValueError, match="output_names must be None"):
         PartedSession(staged, 2).run(["output"], _feed(voice, SENTENCES[0], noise=0.0))
+
+
+WITHOUT_ONNX = """
+import json, sys
+from lmnt_sync.server.engines.cores import CoreBudget
+from lmnt_sync.server.engines.piper import PiperEngine
+engine = PiperEngine(budget=CoreBudget(2))
+chunks = list(engine.synthesize(sys.argv[1], "joe"))
+with open(sys.argv[2], "wb") as f:
+    f.write(b"".join(c.pcm for c in chunks))
+print(json.dumps({"aligned": engine.aligned, "planar": engine.planar_convs, "runs": dict(engine.runs),
+                  "threads": {w: v.session.get_session_options().intra_op_num_threads
+                              for w, v in engine._voices.items()},
+                  "words": [w.text for c in chunks for w in c.words]}))
+"""
+
+
+def test_without_onnx_piper_keeps_a_session_per_width_and_still_speaks(tmp_path):
+    """onnx is in the server extra, but an environment without it still gets Piper: no stages,
+    no 2-D rewrite, estimated timings, one onnxruntime session per width."""
+    sentence = SENTENCES[1]
+    pcm = tmp_path / "joe.pcm"
+    without = str(Path(__file__).resolve().parent / "without_modules.py")
+    done = subprocess.run([sys.executable, without, "onnx", "-c", WITHOUT_ONNX, sentence, str(pcm)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["aligned"] is False and report["planar"] == 0
+    assert report["threads"] == {"1": 1, "2": 2}
+    assert report["runs"] == {"2": 1}, "a run alone used the two-thread session"
+    assert report["words"] == sentence.split()
+    assert word_error_rate(sentence, transcribe(pcm.read_bytes(), 22050)) <= 0.5
