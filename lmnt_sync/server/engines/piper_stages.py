@@ -193,14 +193,15 @@ def _all_at_once(jobs: List[Callable[[], np.ndarray]]) -> List[np.ndarray]:
         except BaseException as error:  # handed to the caller, raised there
             errors.append(error)
 
-    helpers = [threading.Thread(target=helper, args=(i,), name="lmnt-sync-piper-part")
-               for i in range(1, len(jobs))]
-    for thread in helpers:
-        thread.start()
+    started: List[threading.Thread] = []
     try:
+        for index in range(1, len(jobs)):
+            thread = threading.Thread(target=helper, args=(index,), name="lmnt-sync-piper-part")
+            thread.start()  # may raise (no more threads): those started are still joined
+            started.append(thread)
         results[0] = jobs[0]()
     finally:
-        for thread in helpers:
+        for thread in started:
             thread.join()
     if errors:
         raise errors[0]
